@@ -1,0 +1,29 @@
+"""slimnorm: batch/group/layer/instance norm for TF1-style slim code on TF 2.21."""
+from setuptools import find_packages, setup
+
+TF_VERSION = "2.21.*"
+
+setup(
+    name="slimnorm",
+    version="0.1.0",
+    description=(
+        "Drop-in batch norm (and group/layer/instance norm, batch renorm) "
+        "for tf.compat.v1 / tf-slim graph code on TensorFlow 2.21"
+    ),
+    long_description=open("README.md", encoding="utf-8").read()
+    if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["slimnorm", "slimnorm.*", "nets", "nets.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tf-slim==1.1.0",
+        "numpy>=1.26,<3",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu==" + TF_VERSION],
+        "gpu": ["tensorflow[and-cuda]==" + TF_VERSION],
+        "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2"],
+        "data": ["scikit-learn>=1.5,<2"],
+        "plots": ["matplotlib>=3.8,<4"],
+    },
+)
