@@ -1,0 +1,118 @@
+"""Argument validation shared by every normalizer.
+
+All checks run at graph-build time, before any variable exists, and every
+error names the argument, the value received and what is accepted (the
+Sonnet v1 rule): a wrong graph must never be built silently.
+"""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+DATA_FORMATS = ("NHWC", "NCHW")
+
+
+def data_format(value, arg="data_format"):
+    """Returns `value` if it is 'NHWC' or 'NCHW', else raises ValueError."""
+    if value not in DATA_FORMATS:
+        raise ValueError("%s must be one of %s, got %r." % (arg, DATA_FORMATS, value))
+    return value
+
+
+def rank(inputs, accepted=None, arg="inputs", why=""):
+    """Static rank of `inputs`; ValueError if unknown or not in `accepted`."""
+    ndims = inputs.shape.rank
+    if ndims is None:
+        raise ValueError(
+            "%s %s has unknown rank; a static rank is needed to choose the "
+            "normalisation axes (set the shape, e.g. with set_shape)." % (arg, inputs.name))
+    if accepted is not None and ndims not in accepted:
+        raise ValueError("%s %s has rank %d (shape %s); %saccepted ranks are %s." % (
+            arg, inputs.name, ndims, inputs.shape, why, tuple(accepted)))
+    return ndims
+
+
+def axis_dim(inputs, axis, arg="inputs", what="channels"):
+    """Static size of `inputs` along `axis`; ValueError if it is unknown."""
+    size = inputs.shape[axis]
+    if size is None:
+        raise ValueError(
+            "%s %s has an unknown %s dimension (axis %d of shape %s); it must be "
+            "known when the graph is built because parameter shapes depend on "
+            "it." % (arg, inputs.name, what, axis, inputs.shape))
+    return int(size)
+
+
+def positive(value, arg):
+    """Python number > 0, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError("%s must be a number > 0, got %r." % (arg, value))
+    return float(value)
+
+
+def unit_interval(value, arg):
+    """A Python number must lie in [0, 1]; tensors are accepted unchecked."""
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError("%s must be a number in [0, 1], got %r." % (arg, value))
+    return value
+
+
+def one_of(value, accepted, arg):
+    if value not in accepted:
+        raise ValueError("%s must be one of %s, got %r." % (arg, tuple(accepted), value))
+    return value
+
+
+def dict_keys(value, accepted, arg):
+    """`value` must be None or a dict whose keys are all in `accepted`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError("%s must be a dict with keys from %s, got %r." % (
+            arg, tuple(accepted), value))
+    unknown = sorted(set(value) - set(accepted))
+    if unknown:
+        raise ValueError("%s has unknown keys %s; accepted keys are %s." % (
+            arg, unknown, tuple(accepted)))
+    return value
+
+
+def training_flag(is_training, arg="is_training"):
+    """Returns a Python bool, or a scalar bool Tensor when not known statically.
+
+    A bool tensor with a constant value (tf.constant(True)) is folded to a
+    Python bool so only one branch is built; a placeholder or variable stays a
+    tensor and the caller builds tf.cond branches. Anything else is an error:
+    a float or int tensor would silently compare against zero.
+    """
+    if isinstance(is_training, (bool, np.bool_)):
+        return bool(is_training)
+    if isinstance(is_training, (tf.Tensor, tf.Variable)):
+        if is_training.dtype.base_dtype != tf.bool:
+            raise TypeError(
+                "%s must be a Python bool or a bool tensor, got a tensor of dtype "
+                "%s (%r)." % (arg, is_training.dtype.name, is_training))
+        if is_training.shape.rank not in (None, 0):
+            raise ValueError("%s must be a scalar bool tensor, got shape %s." % (
+                arg, is_training.shape))
+        if isinstance(is_training, tf.Tensor):
+            static = tf.get_static_value(is_training)
+            if static is not None:
+                return bool(static)
+        return is_training
+    raise TypeError("%s must be a Python bool or a scalar bool tensor, got %r "
+                    "of type %s." % (arg, is_training, type(is_training).__name__))
+
+
+def param_dtype(inputs, arg="inputs"):
+    """Dtype of parameters and statistics: float32 for half-precision inputs."""
+    dtype = inputs.dtype.base_dtype
+    if not dtype.is_floating:
+        raise TypeError("%s must be a floating-point tensor, got dtype %s." % (
+            arg, dtype.name))
+    if dtype in (tf.float16, tf.bfloat16):
+        return tf.float32
+    return dtype
