@@ -18,12 +18,15 @@ import inspect
 
 import tf_slim as slim
 
+from nets import inception_v2
 from nets import small_convnet
 
 # name -> (network function, arg scope function)
 NETWORKS = {
     'small_convnet': (small_convnet.small_convnet,
                       small_convnet.small_convnet_arg_scope),
+    'inception_v2': (inception_v2.inception_v2,
+                     inception_v2.inception_v2_arg_scope),
 }
 
 
