@@ -117,7 +117,8 @@ def batch_norm(inputs,
     if batch_weights is not None:
         batch_weights = _check_batch_weights(batch_weights, inputs)
     use_fused = (fused is None or bool(fused)) and rank in (2, 4) and (
-        batch_weights is None and not renorm and adjustment is None)
+        batch_weights is None and not renorm and adjustment is None) and (
+        inputs.dtype.base_dtype in paths.FUSED_DTYPES)
 
     with tf.compat.v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse) as sc:
         def param(name, init, trainable_, partitioned=True, extra=()):
@@ -147,7 +148,7 @@ def batch_norm(inputs,
                 return paths.fused_inference(inputs, gamma_t, beta_t, mean, variance, epsilon,
                                              data_format, rank)
             return paths.moments_normalize(inputs, mean, variance, beta_t, gamma_t, epsilon,
-                                           axis, rank, dtype)
+                                           axis, rank, dtype, inputs.dtype)
 
         def train():
             """(outputs, batch mean, variance for the moving average, biased variance)."""
@@ -156,9 +157,12 @@ def batch_norm(inputs,
                                                       data_format, rank)
                 unbiased = True
             else:
-                mean, variance = paths.moments_statistics(inputs, axis, rank, dtype, batch_weights)
-                y = _transformed_normalize(inputs, mean, variance, beta_t, gamma_t, epsilon,
-                                           axis, rank, dtype, adjustment, renorm_vars, clipping)
+                x, mean, variance, shift = paths.shifted_moments(inputs, axis, rank, dtype,
+                                                                 batch_weights)
+                y = _transformed_normalize(x, mean, variance, shift, beta_t, gamma_t, epsilon,
+                                           axis, rank, adjustment, renorm_vars, clipping,
+                                           inputs.dtype)
+                mean = mean + shift
                 unbiased = False
             count = paths.values_per_channel(inputs, axis, rank, dtype)
             moving = paths.convert_variance(variance, count, unbiased, moving_variance_estimator)
@@ -178,20 +182,23 @@ def batch_norm(inputs,
                              tf.convert_to_tensor(moving_variance)))
 
             def update():
-                ops = [assign_moving_average(moving_mean, mean, decay, debias=debias),
-                       assign_moving_average(moving_variance, variance, decay)]
+                renorm_updates = []
                 if renorm_vars is not None:
-                    # r and d must read the renorm averages before they move.
+                    # r and d must read the renorm averages before they move;
+                    # the renorm updates ride on the two usual ops, as in slim.
                     with tf.control_dependencies([outputs]):
-                        ops += batch_renorm.updates(*renorm_vars, mean, biased, epsilon,
-                                                    renorm_decay)
-                return ops
+                        renorm_updates = batch_renorm.updates(*renorm_vars, mean, biased,
+                                                              epsilon, renorm_decay)
+                with tf.control_dependencies(renorm_updates):
+                    return [assign_moving_average(moving_mean, mean, decay, debias=debias),
+                            assign_moving_average(moving_variance, variance, decay)]
 
             if training is True:
                 update_ops = update()
             else:
-                update_ops = tf.cond(training, update, lambda: _current_values(
-                    moving_mean, moving_variance, renorm_vars))
+                update_ops = tf.cond(training, update, lambda: [
+                    tf.identity(tf.convert_to_tensor(moving_mean)),
+                    tf.identity(tf.convert_to_tensor(moving_variance))])
             if updates_collections is None:
                 with tf.control_dependencies(update_ops):
                     outputs = tf.identity(outputs)
@@ -204,33 +211,35 @@ def batch_norm(inputs,
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, outputs)
 
 
-def _transformed_normalize(inputs, mean, variance, beta, gamma, epsilon, axis, rank, dtype,
-                           adjustment, renorm_vars, clipping):
+def _transformed_normalize(x, mean, variance, shift, beta, gamma, epsilon, axis, rank,
+                           adjustment, renorm_vars, clipping, out_dtype):
     """Moments-path training output with renorm's (r, d) and `adjustment` folded in.
 
+    `x` and `mean` are shifted by `shift` (see paths.shifted_moments).
     Composition, innermost first: x_hat -> x_hat * r + d -> * adj_scale + adj_bias
     -> * gamma + beta, folded into one scale and offset.
     """
+    dtype = x.dtype
     if adjustment is None:
         scale, offset = gamma, beta
         if renorm_vars is not None:
-            r, d, _ = batch_renorm.correction(mean, variance, epsilon, *renorm_vars, clipping)
+            r, d, _ = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars,
+                                              clipping)
             scale, offset = _compose(r, d, scale, offset)
-        return paths.moments_normalize(inputs, mean, variance, offset, scale, epsilon,
-                                       axis, rank, dtype)
+        return paths.moments_normalize(x, mean, variance, offset, scale, epsilon,
+                                       axis, rank, dtype, out_dtype)
     # `adjustment` may return any shape that broadcasts against the inputs, so
     # compose in the inputs' own layout rather than per channel.
     def b(param):
         return paths.broadcast(param, rank, axis)
 
-    adj_scale, adj_bias = adjustment(tf.shape(inputs))
+    adj_scale, adj_bias = adjustment(tf.shape(x))
     scale, offset = _compose(tf.cast(adj_scale, dtype), tf.cast(adj_bias, dtype), b(gamma), b(beta))
     if renorm_vars is not None:
-        r, d, _ = batch_renorm.correction(mean, variance, epsilon, *renorm_vars, clipping)
+        r, d, _ = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars, clipping)
         scale, offset = _compose(b(r), b(d), scale, offset)
-    x_hat = tf.nn.batch_normalization(tf.cast(inputs, dtype), b(mean), b(variance), None, None,
-                                      epsilon)
-    return tf.cast(x_hat * scale + offset, inputs.dtype)
+    x_hat = tf.nn.batch_normalization(x, b(mean), b(variance), None, None, epsilon)
+    return tf.cast(x_hat * scale + offset, out_dtype)
 
 
 def _compose(first_scale, first_offset, then_scale, then_offset):
@@ -241,15 +250,6 @@ def _compose(first_scale, first_offset, then_scale, then_offset):
     if then_offset is not None:
         offset = offset + then_offset
     return scale, offset
-
-
-def _current_values(moving_mean, moving_variance, renorm_vars):
-    """The eval branch of the update cond: the averages, unchanged."""
-    values = [tf.identity(tf.convert_to_tensor(moving_mean)),
-              tf.identity(tf.convert_to_tensor(moving_variance))]
-    if renorm_vars is not None:
-        values += [tf.identity(tf.convert_to_tensor(v)) for v in renorm_vars]
-    return values
 
 
 def _check_batch_weights(batch_weights, inputs):

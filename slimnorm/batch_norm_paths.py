@@ -1,7 +1,7 @@
 """The two ways batch norm is computed; both return the same quantities.
 
 * fused: TensorFlow's FusedBatchNorm kernel (one pass for statistics, one for
-  the output, a hand-written gradient). Rank 2 or 4 only. Its batch variance
+  the output, a hand-written gradient). Rank 2 or 4, half or single precision. Its batch variance
   output is Bessel-corrected (unbiased): tensorflow issue 55545.
 * moments: `tf.nn.moments` / `tf.nn.weighted_moments` followed by
   `tf.nn.batch_normalization`, any rank, batch weights, and the extra
@@ -17,6 +17,8 @@ import tensorflow as tf
 # The fused kernel refuses smaller epsilons (cuDNN's limit); its Python
 # wrapper raises epsilon to this value, and so do we, explicitly.
 FUSED_MIN_EPSILON = 1.001e-5
+# Input dtypes the kernel has (float64 goes through the moments path).
+FUSED_DTYPES = (tf.float16, tf.bfloat16, tf.float32)
 
 
 def channel_axis(data_format, rank):
@@ -60,25 +62,41 @@ def broadcast(param, rank, axis):
     return tf.reshape(param, shape)
 
 
-def moments_statistics(inputs, axis, rank, dtype, batch_weights=None):
-    """Per-channel (mean, biased variance) of shape [C], computed in `dtype`."""
+def shifted_moments(inputs, axis, rank, dtype, batch_weights=None):
+    """Per-channel statistics of `inputs - shift`, computed in `dtype`.
+
+    The shift is one sample's value per channel (no gradient). Subtracting it
+    first keeps the reduction on values of the data's spread rather than its
+    offset: for inputs like 1e4 + N(0, 1) in float32 the plain mean is off by
+    ~1e-3 (the float32 spacing at 1e4), and x - mean inherits that error.
+    Normalising the shifted tensor with the shifted mean is exact.
+
+    Returns (shifted inputs, shifted mean, biased variance, shift); the batch
+    mean is shifted mean + shift, each of shape [C].
+    """
     x = tf.cast(inputs, dtype)
     axes = [a for a in range(rank) if a != axis]
+    begin = [0] * rank
+    size = [1] * rank
+    size[axis] = -1
+    shift = tf.stop_gradient(tf.reshape(tf.slice(x, begin, size), [-1]))
+    x = x - broadcast(shift, rank, axis)
     if batch_weights is None:
         mean, variance = tf.nn.moments(x, axes)
     else:
         weights = tf.reshape(tf.cast(batch_weights, dtype), [-1] + [1] * (rank - 1))
         mean, variance = tf.nn.weighted_moments(x, axes, weights)
-    return mean, variance
+    return x, mean, variance, shift
 
 
-def moments_normalize(inputs, mean, variance, offset, scale, epsilon, axis, rank, dtype):
-    """tf.nn.batch_normalization in `dtype`, cast back to the input dtype."""
-    x = tf.cast(inputs, dtype)
+def moments_normalize(x, mean, variance, offset, scale, epsilon, axis, rank, dtype,
+                      out_dtype=None):
+    """tf.nn.batch_normalization in `dtype`, cast to `out_dtype` (x's dtype)."""
+    out_dtype = out_dtype or x.dtype
     y = tf.nn.batch_normalization(
-        x, broadcast(mean, rank, axis), broadcast(variance, rank, axis),
+        tf.cast(x, dtype), broadcast(mean, rank, axis), broadcast(variance, rank, axis),
         broadcast(offset, rank, axis), broadcast(scale, rank, axis), epsilon)
-    return tf.cast(y, inputs.dtype)
+    return tf.cast(y, out_dtype)
 
 
 def values_per_channel(inputs, axis, rank, dtype):
