@@ -19,7 +19,7 @@ activations, and [0, 1] keeps the inputs of every data set on one scale) and
 whose labels are int64 class ids in ``[0, num_classes)``.
 
 ``digits`` has no official split, so it is split here: stratified by class,
-with a fixed seed, 20% of each class held out for test (360 test images).
+with a fixed seed, 20% of each class held out for test (359 test images).
 
 Feeding: the scripts feed numpy batches through ``feed_dict``, drawn by
 :class:`BatchSchedule`. On this project's 2-core CPU machines we measured it
