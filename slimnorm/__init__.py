@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised without TF only
     ) from exc
 
 from slimnorm.batch_norm import batch_norm, batch_norm_layer  # noqa: E402
+from slimnorm import training  # noqa: E402,F401  (create_train_op, check_update_ops)
 
 __all__ = ["batch_norm", "batch_norm_layer"]
 __version__ = "0.1.0"
