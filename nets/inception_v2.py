@@ -28,14 +28,9 @@ from nets import normalizers
 
 tf1 = tf.compat.v1
 
-# The end points of `inception_v2_base`, in order; the first five form the
-# root block (see `include_root_block`).
+# The end points of the root block (see `include_root_block`), in order.
 ROOT_END_POINTS = ('Conv2d_1a_7x7', 'MaxPool_2a_3x3', 'Conv2d_2b_1x1',
                    'Conv2d_2c_3x3', 'MaxPool_3a_3x3')
-MIXED_END_POINTS = ('Mixed_3b', 'Mixed_3c', 'Mixed_4a', 'Mixed_4b',
-                    'Mixed_4c', 'Mixed_4d', 'Mixed_4e', 'Mixed_5a',
-                    'Mixed_5b', 'Mixed_5c')
-END_POINTS = ROOT_END_POINTS + MIXED_END_POINTS
 
 
 def trunc_normal(stddev):
@@ -151,6 +146,32 @@ def _reduction_block(net, scope, branch_depths, depth, concat_axis):
         return tf.concat(axis=concat_axis, values=[b0, b1, b2])
 
 
+def _inception_block_max_pool(net, scope, branch_depths, depth, concat_axis):
+    return _inception_block(net, scope, branch_depths, depth, concat_axis,
+                            pool=slim.max_pool2d)
+
+
+# The blocks after the root, in order, as the paper's Table 1; channel counts
+# before depth(). Four-branch blocks: (1x1, (1x1, 3x3), (1x1, double 3x3),
+# pool projection); reduction blocks: ((1x1, 3x3/2), (1x1, double 3x3/2)).
+_MIXED_BLOCKS = (
+    ('Mixed_3b', _inception_block, (64, (64, 64), (64, 96), 32)),  # 28x28x256
+    ('Mixed_3c', _inception_block, (64, (64, 96), (64, 96), 64)),  # 28x28x320
+    ('Mixed_4a', _reduction_block, ((128, 160), (64, 96))),        # 14x14x576
+    ('Mixed_4b', _inception_block, (224, (64, 96), (96, 128), 128)),
+    ('Mixed_4c', _inception_block, (192, (96, 128), (96, 128), 128)),
+    ('Mixed_4d', _inception_block, (160, (128, 160), (128, 160), 96)),
+    ('Mixed_4e', _inception_block, (96, (128, 192), (160, 192), 96)),
+    ('Mixed_5a', _reduction_block, ((128, 192), (192, 256))),      # 7x7x1024
+    ('Mixed_5b', _inception_block, (352, (192, 320), (160, 224), 128)),
+    ('Mixed_5c', _inception_block_max_pool,
+     (352, (192, 320), (192, 224), 128)),
+)
+MIXED_END_POINTS = tuple(name for name, _, _ in _MIXED_BLOCKS)
+# All end points of `inception_v2_base`, in order.
+END_POINTS = ROOT_END_POINTS + MIXED_END_POINTS
+
+
 def inception_v2_base(inputs,
                       final_endpoint='Mixed_5c',
                       min_depth=16,
@@ -207,10 +228,10 @@ def inception_v2_base(inputs,
                 # 224 x 224 x 3
                 end_point = 'Conv2d_1a_7x7'
                 if use_separable_conv:
-                    # The depthwise multiplier (output channels per input
-                    # channel of the depthwise step) is kept at most
-                    # depth(64) / 3, so that the separable conv has no more
-                    # intermediate channels than outputs.
+                    # The depthwise multiplier (channels per input channel of
+                    # the depthwise step) is at most depth(64) / 3, so that 3
+                    # (RGB) times it stays <= the output channels: the
+                    # separable conv is not over-parameterized.
                     net = slim.separable_conv2d(
                         net, depth(64), [7, 7],
                         depth_multiplier=min(int(depth(64) / 3), 8),
@@ -247,68 +268,10 @@ def inception_v2_base(inputs,
                     return net, end_points
 
             # 28 x 28 x 192
-            shared = {'depth': depth, 'concat_axis': concat_axis}
-            end_point = 'Mixed_3b'
-            net = _inception_block(net, end_point,
-                                   (64, (64, 64), (64, 96), 32), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 28 x 28 x 256
-            end_point = 'Mixed_3c'
-            net = _inception_block(net, end_point,
-                                   (64, (64, 96), (64, 96), 64), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 28 x 28 x 320
-            end_point = 'Mixed_4a'
-            net = _reduction_block(net, end_point, ((128, 160), (64, 96)),
-                                   **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 14 x 14 x 576
-            end_point = 'Mixed_4b'
-            net = _inception_block(net, end_point,
-                                   (224, (64, 96), (96, 128), 128), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 14 x 14 x 576
-            end_point = 'Mixed_4c'
-            net = _inception_block(net, end_point,
-                                   (192, (96, 128), (96, 128), 128), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 14 x 14 x 576
-            end_point = 'Mixed_4d'
-            net = _inception_block(net, end_point,
-                                   (160, (128, 160), (128, 160), 96), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 14 x 14 x 576
-            end_point = 'Mixed_4e'
-            net = _inception_block(net, end_point,
-                                   (96, (128, 192), (160, 192), 96), **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 14 x 14 x 576
-            end_point = 'Mixed_5a'
-            net = _reduction_block(net, end_point, ((128, 192), (192, 256)),
-                                   **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 7 x 7 x 1024
-            end_point = 'Mixed_5b'
-            net = _inception_block(net, end_point,
-                                   (352, (192, 320), (160, 224), 128),
-                                   **shared)
-            if reached(end_point, net):
-                return net, end_points
-            # 7 x 7 x 1024
-            end_point = 'Mixed_5c'
-            net = _inception_block(net, end_point,
-                                   (352, (192, 320), (192, 224), 128),
-                                   pool=slim.max_pool2d, **shared)
-            reached(end_point, net)
-            # 7 x 7 x 1024
+            for end_point, block, branch_depths in _MIXED_BLOCKS:
+                net = block(net, end_point, branch_depths, depth, concat_axis)
+                if reached(end_point, net):
+                    break
             return net, end_points
 
 
