@@ -1,0 +1,160 @@
+"""Checkpoint evaluation: top-1/top-5 accuracy and mean loss on a data split.
+
+    from eval_lib import EvalConfig, evaluate
+    metrics = evaluate(EvalConfig(dataset='digits'), 'runs/digits')
+
+The network is built with ``is_training=False``: batch norm normalizes with
+the moving statistics restored from the checkpoint, so the result does not
+depend on the evaluation batch size. ``batch_stats=True`` builds it with
+``is_training=True`` instead (each batch normalized with its own statistics,
+the moving statistics untouched), which is what an evaluation that forgets
+the flag measures; it exists to show that failure.
+
+As slim's ``eval_image_classifier``: ``moving_average_decay`` restores every
+model variable from its ExponentialMovingAverage shadow, and
+``checkpoint_exclude_scopes`` leaves scopes at their initializers (partial
+restores). Names the checkpoint lacks are reported before restoring.
+"""
+import os
+
+import tensorflow as tf
+
+import config_lib
+from config_lib import EvalConfig, UsageError  # noqa: F401 (EvalConfig: API)
+from slimnorm import training
+
+tf1 = tf.compat.v1
+
+
+def resolve_checkpoint(path):
+    """The checkpoint prefix of ``path``: a prefix, or a dir's latest one."""
+    config_lib.check_checkpoint_path(path)
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise UsageError(f'checkpoint={path!r}: its "checkpoint" state file names '
+                             'no checkpoint that exists')
+        return latest
+    return path
+
+
+class Evaluator:
+    """The evaluation graph, built once; ``run(checkpoint)`` restores and scores."""
+
+    def __init__(self, config, data=None):
+        self.config = config.check()
+        self.data = data or config.load_data()
+        self.images, self.labels = self.data.split(config.split)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._build()
+        self.graph.finalize()
+
+    def _build(self):
+        config, data = self.config, self.data
+        self.images_ph = tf1.placeholder(tf.float32, (None,) + data.image_shape, name='images')
+        self.labels_ph = tf1.placeholder(tf.int64, [None], name='labels')
+        self.logits, self.end_points = config.build_logits(
+            self.images_ph, data.num_classes, is_training=config.batch_stats)
+        logits = self.logits
+        self.global_step = tf1.train.get_or_create_global_step()
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.labels_ph,
+                                                                logits=logits)
+        self.top_k = min(5, data.num_classes)
+        self.sums = {
+            'loss': tf.reduce_sum(losses),
+            'top1': tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), self.labels_ph),
+                                          tf.int64)),
+            'top5': tf.reduce_sum(tf.cast(
+                tf.nn.in_top_k(predictions=logits, targets=self.labels_ph, k=self.top_k),
+                tf.int64)),
+        }
+        self.var_map = training.variables_to_restore(
+            exclude_scopes=list(config.checkpoint_exclude_scopes),
+            moving_average_decay=config.moving_average_decay)
+        self.saver = tf1.train.Saver(self.var_map)
+        self.init = tf1.global_variables_initializer()
+
+    def _check_names(self, checkpoint):
+        stored = dict(tf.train.list_variables(checkpoint))
+        missing = sorted(name for name in self.var_map if name not in stored)
+        if missing:
+            shown = ', '.join(missing[:5]) + (f' and {len(missing) - 5} more'
+                                              if len(missing) > 5 else '')
+            hint = ('; it was not trained with --moving_average_decay'
+                    if self.config.moving_average_decay and any(
+                        n.endswith('/ExponentialMovingAverage') for n in missing) else
+                    '; check --model/--normalizer/--model_kwargs, or leave scopes out '
+                    'with --checkpoint_exclude_scopes')
+            raise UsageError(f'checkpoint {checkpoint!r} lacks {len(missing)} variables: '
+                             f'{shown}{hint}')
+
+    def run(self, checkpoint):
+        """Restores ``checkpoint`` (a prefix) and returns the metrics dict."""
+        self._check_names(checkpoint)
+        totals = {name: 0.0 for name in self.sums}
+        with tf1.Session(graph=self.graph,
+                         config=self.config.session_config()) as sess:
+            sess.run(self.init)  # excluded scopes keep their initial values
+            self.saver.restore(sess, checkpoint)
+            step = int(sess.run(self.global_step))
+            for start in range(0, len(self.labels), self.config.batch_size):
+                stop = start + self.config.batch_size
+                batch = sess.run(self.sums, {self.images_ph: self.images[start:stop],
+                                             self.labels_ph: self.labels[start:stop]})
+                for name, value in batch.items():
+                    totals[name] += float(value)
+        n = len(self.labels)
+        metrics = {'checkpoint': checkpoint, 'global_step': step,
+                   'dataset': self.data.name, 'split': self.config.split,
+                   'num_examples': n, 'top1': totals['top1'] / n,
+                   'loss': totals['loss'] / n}
+        if self.top_k < self.data.num_classes:
+            metrics['top5'] = totals['top5'] / n
+        return metrics
+
+
+def evaluate(config, checkpoint):
+    """Evaluates one checkpoint (a prefix, or a directory's latest)."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    return Evaluator(config).run(checkpoint)
+
+
+def format_table(metrics):
+    """The metrics as aligned human-readable lines."""
+    rows = [('checkpoint', f'{metrics["checkpoint"]} (global step {metrics["global_step"]})'),
+            ('data', f'{metrics["dataset"]} {metrics["split"]} split, '
+                     f'{metrics["num_examples"]} examples'),
+            ('top-1 accuracy', f'{metrics["top1"]:.4f}')]
+    if 'top5' in metrics:
+        rows.append(('top-5 accuracy', f'{metrics["top5"]:.4f}'))
+    rows.append(('mean loss', f'{metrics["loss"]:.4f}'))
+    width = max(len(name) for name, _ in rows)
+    return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)
+
+
+def watch(config, directory, timeout=None, min_interval_secs=0, max_steps=None):
+    """Yields the metrics of each new checkpoint in ``directory`` as it appears.
+
+    Stops when no new checkpoint came for ``timeout`` seconds (None: never),
+    or after evaluating one at ``max_steps`` or beyond.
+    """
+    if not os.path.isdir(directory):
+        raise UsageError(f'checkpoint={directory!r}: --watch needs a training directory')
+    evaluator = Evaluator(config)
+    for checkpoint in tf1.train.checkpoints_iterator(directory, min_interval_secs, timeout):
+        metrics = evaluator.run(checkpoint)
+        yield metrics
+        if max_steps is not None and metrics['global_step'] >= max_steps:
+            return
+
+
+def write_eval_summary(metrics, directory):
+    """Writes top-1/top-5/loss as TensorBoard scalars of ``directory``/eval."""
+    with tf.Graph().as_default():  # FileWriter refuses eager mode
+        writer = tf1.summary.FileWriter(os.path.join(directory, 'eval'))
+    values = [tf1.Summary.Value(tag=f'eval/{name}', simple_value=float(metrics[name]))
+              for name in ('top1', 'top5', 'loss') if name in metrics]
+    writer.add_summary(tf1.Summary(value=values), metrics['global_step'])
+    writer.close()
+
