@@ -4,32 +4,17 @@ The reference lists were measured from research/slim's network; they are the
 layout of the public checkpoint inception_v2_2016_08_28.
 """
 
-import ast
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_slim as slim
 
 from nets import inception_v2 as iv2
+from reference_lists import END_POINTS_TSV, VARIABLES_TSV, read_reference
 
 tf1 = tf.compat.v1
 UPDATE_OPS = tf1.GraphKeys.UPDATE_OPS
-REFERENCE = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), '..', 'shared', 'reference')
 LOGITS_SCOPE = 'InceptionV2/Logits/'
-
-
-def read_reference(name):
-    """[(name, shape)] rows of a reference TSV; skips the test if absent."""
-    path = os.path.join(REFERENCE, name)
-    if not os.path.exists(path):
-        pytest.skip('reference list %s is not present' % path)
-    with open(path) as f:
-        rows = [line.rstrip('\n').split('\t') for line in f
-                if line.strip() and not line.startswith('#')]
-    return [(key, ast.literal_eval(shape)) for key, shape in rows]
 
 
 def build(shape=(2, 224, 224, 3), base=False, arg_scope=None, **kwargs):
@@ -67,14 +52,14 @@ def full_net_training():
 
 
 def test_variables_equal_the_slim_checkpoint_layout(full_net_training):
-    expected = read_reference('inception_v2_1001_variables.tsv')
+    expected = read_reference(VARIABLES_TSV)
     assert len(expected) == 277
     got = full_net_training['variables']
     assert got == expected, mismatches(got, expected)
 
 
 def test_end_points_equal_slim(full_net_training):
-    expected = read_reference('inception_v2_1001_endpoints.tsv')
+    expected = read_reference(END_POINTS_TSV)
     got = full_net_training['end_points']
     assert got == expected, mismatches(got, expected)
 
@@ -100,13 +85,11 @@ def parameter_count():
 
 
 def test_base_variables_and_end_points_equal_slim(base_net):
-    expected = [row for row in read_reference(
-        'inception_v2_1001_variables.tsv')
+    expected = [row for row in read_reference(VARIABLES_TSV)
         if not row[0].startswith(LOGITS_SCOPE)]
     assert base_net['variables'] == expected, mismatches(
         base_net['variables'], expected)
-    expected = read_reference(
-        'inception_v2_1001_endpoints.tsv')[:len(iv2.END_POINTS)]
+    expected = read_reference(END_POINTS_TSV)[:len(iv2.END_POINTS)]
     assert base_net['end_points'] == expected
     assert base_net['net_is_last']
 
@@ -199,7 +182,7 @@ def test_training_steps_decrease_the_loss_on_a_repeated_batch():
 
 
 def test_nchw_builds_with_per_channel_batch_norm():
-    expected = dict(read_reference('inception_v2_1001_variables.tsv'))
+    expected = dict(read_reference(VARIABLES_TSV))
     with tf.Graph().as_default():
         _, end_points = build(
             (2, 3, 224, 224), num_classes=1001, data_format='NCHW',
