@@ -60,3 +60,21 @@ def test_unknown_normalizer_is_refused_when_building():
                                                  normalizer='gn')
         with pytest.raises(ValueError, match="'gn'"):
             network_fn(tf1.placeholder(tf.float32, [2, 8, 8, 1]))
+
+
+def test_inception_v2_gets_data_format_in_scope_and_network():
+    with tf.Graph().as_default():
+        network_fn = nets_factory.get_network_fn(
+            'inception_v2', num_classes=10, is_training=True,
+            data_format='NCHW', use_separable_conv=False,
+            depth_multiplier=0.25, batch_norm_decay=0.99)
+        assert network_fn.default_image_size == 224
+        logits, end_points = network_fn(
+            tf1.placeholder(tf.float32, [2, 3, 64, 64]))
+        assert logits.shape.as_list() == [2, 10]
+        # 16 + 16 + 24 + 16 channels: depth 32 * 0.25 is raised to min_depth.
+        assert end_points['Mixed_3b'].shape.as_list() == [2, 72, 8, 8]
+        beta = tf1.global_variables('InceptionV2/Mixed_3b/Branch_3/'
+                                    'Conv2d_0b_1x1/BatchNorm/beta')[0]
+        assert beta.shape.as_list() == [16]
+        assert len(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)) == 138
