@@ -54,6 +54,14 @@ def _session(graph, args):
         graph=graph, config=bench_harness.session_config(args.intra_threads, args.inter_threads))
 
 
+def _row(result, **fields):
+    """A JSON row: the statistics, the raw samples in ms, and `fields`."""
+    row = {k: v for k, v in result.items() if k != "seconds"}
+    row["samples_ms"] = [round(s * 1e3, 4) for s in result["seconds"]]
+    row.update(fields)
+    return row
+
+
 def run_ops(args, shapes, modes):
     rows = []
     for shape in shapes:
@@ -76,9 +84,11 @@ def run_ops(args, shapes, modes):
                 results = bench_harness.measure(runs, args.reps, args.warmup,
                                                 min_sample_s=args.min_sample_ms / 1e3)
                 ratio = bench_harness.ratios(results, bench_ops.BASELINE)
+                paired = bench_harness.paired_ratios(results, bench_ops.BASELINE)
                 for name in names:
-                    rows.append(dict(results[name], shape=list(shape), mode=mode, case=name,
-                                     source=ops[(mode, name)][1], ratio=ratio[name]))
+                    rows.append(_row(results[name], shape=list(shape), mode=mode, case=name,
+                                     source=ops[(mode, name)][1], ratio=ratio[name],
+                                     paired_ratio=paired[name]))
                 _progress("  " + ", ".join("%s %.3fx" % (n, ratio[n]) for n in names))
     return rows
 
@@ -102,11 +112,12 @@ def run_nets(args, net, kinds):
         _progress("timing Inception V2 %s: %d reps of %s" % (mode, args.net_reps, ", ".join(kinds)))
         results = bench_harness.measure(runs, args.net_reps, args.warmup)
         ratio = bench_harness.ratios(results, bench_nets.BASELINE)
+        paired = bench_harness.paired_ratios(results, bench_nets.BASELINE)
         for kind in kinds:
             source = bench_nets.group_norm_source() if kind == "group_norm" else (
                 "tensorflow" if kind == bench_nets.BASELINE else "slimnorm")
-            rows.append(dict(results[kind], mode=mode, case=kind, source=source,
-                             ratio=ratio[kind], **net))
+            rows.append(_row(results[kind], mode=mode, case=kind, source=source,
+                             ratio=ratio[kind], paired_ratio=paired[kind], **net))
         _progress("  " + ", ".join("%s %.3fx" % (k, ratio[k]) for k in kinds))
         for sess in sessions:
             sess.close()

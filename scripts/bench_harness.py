@@ -59,7 +59,8 @@ def calls_per_sample(runs, min_sample_s):
 def measure(runs, reps, warmup=2, min_sample_s=0.0):
     """Times every case of `runs` ({name: callable}) interleaved.
 
-    Returns {name: summarize(...)}, plus 'calls_per_sample' in each entry.
+    Returns {name: summarize(...)}, plus 'calls_per_sample' in each entry and
+    'seconds', the raw per-call times of the repetitions (for paired_ratios).
     """
     names = list(runs)
     for _ in range(warmup):
@@ -75,6 +76,7 @@ def measure(runs, reps, warmup=2, min_sample_s=0.0):
     for name in names:
         results[name] = summarize(seconds[name])
         results[name]["calls_per_sample"] = inner
+        results[name]["seconds"] = seconds[name]
     return results
 
 
@@ -82,3 +84,17 @@ def ratios(results, baseline):
     """Median of `name` / median of `baseline`, for every case."""
     base = results[baseline]["median_ms"]
     return {name: r["median_ms"] / base for name, r in results.items()}
+
+
+def paired_ratios(results, baseline):
+    """Median over repetitions of `name` / `baseline` timed in the same round.
+
+    Less sensitive than the ratio of medians to load that comes and goes
+    over the run: both samples of a pair saw the same minute.
+    """
+    base = results[baseline]["seconds"]
+    out = {}
+    for name, r in results.items():
+        pairs = sorted(t / b for t, b in zip(r["seconds"], base))
+        out[name] = quantile(pairs, 0.5)
+    return out

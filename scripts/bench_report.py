@@ -67,23 +67,28 @@ def goals(op_rows, net_rows):
         if found:
             worst = max(found, key=lambda r: r["ratio"])
             out.append({"goal": text, "worst": worst["ratio"], "limit": limit,
-                        "met": worst["ratio"] <= limit, "where": _shape(worst)})
+                        "met": worst["ratio"] <= limit, "where": _shape(worst),
+                        "worst_paired": max(r["paired_ratio"] for r in found)})
     train = {r["case"]: r for r in net_rows if r["mode"] == "train"}
     if "batch_norm" in train:
         ratio = train["batch_norm"]["ratio"]
         out.append({"goal": "Inception V2 train step, slimnorm BN / fused-kernel net",
-                    "worst": ratio, "limit": 1.03, "met": ratio <= 1.03, "where": "train"})
+                    "worst": ratio, "limit": 1.03, "met": ratio <= 1.03, "where": "train",
+                    "worst_paired": train["batch_norm"]["paired_ratio"]})
     if "batch_norm" in train and "group_norm" in train:
         ratio = train["group_norm"]["median_ms"] / train["batch_norm"]["median_ms"]
         out.append({"goal": "Inception V2 train step, GN / slimnorm BN net",
-                    "worst": ratio, "limit": 1.2, "met": ratio <= 1.2, "where": "train"})
+                    "worst": ratio, "limit": 1.2, "met": ratio <= 1.2, "where": "train",
+                    "worst_paired": (train["group_norm"]["paired_ratio"]
+                                     / train["batch_norm"]["paired_ratio"])})
     return out
 
 
 def goals_table(goal_rows):
-    lines = ["\n**goals** (worst median ratio)\n", "| goal | ratio | limit | met |",
-             "|---|---|---|---|"]
+    lines = ["\n**goals** (worst ratio of medians; worst median of paired ratios)\n",
+             "| goal | ratio | paired | limit | met |", "|---|---|---|---|---|"]
     for g in goal_rows:
-        lines.append("| %s | %.3f (%s) | %.2f | %s |" % (
-            g["goal"], g["worst"], g["where"], g["limit"], "yes" if g["met"] else "NO"))
+        lines.append("| %s | %.3f (%s) | %.3f | %.2f | %s |" % (
+            g["goal"], g["worst"], g["where"], g["worst_paired"], g["limit"],
+            "yes" if g["met"] else "NO"))
     return "\n".join(lines)
