@@ -17,7 +17,7 @@ import config_lib  # noqa: E402  (no TensorFlow: flags are checked first)
 
 
 def build_parser():
-    parser = config_lib.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = config_lib.ArgumentParser(prog='eval.py', description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint_path', '--checkpoint', required=True,
                         help='a training directory (its latest checkpoint) or a '
                         'checkpoint prefix such as runs/x/model.ckpt-600')

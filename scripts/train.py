@@ -22,7 +22,7 @@ TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'learning_rate', 'lr_sche
 
 def build_parser():
     defaults = config_lib.TrainConfig()
-    parser = config_lib.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = config_lib.ArgumentParser(prog='train.py', description=__doc__.split('\n')[0])
     config_lib.add_model_arguments(parser)
     add = parser.add_argument
     add('--train_dir', default=defaults.train_dir, help='checkpoints and summaries')

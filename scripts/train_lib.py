@@ -34,6 +34,7 @@ over 7 runs each). feed_dict keeps the batch order a function of
 import dataclasses
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -83,7 +84,7 @@ def learning_rate_schedule(config, global_step):
         rate = base
     if config.warmup_steps:
         rate *= tf.minimum(1.0, (step + 1.0) / config.warmup_steps)
-    return tf.identity(rate, name='learning_rate')
+    return tf.identity(rate, name='learning_rate_schedule')
 
 
 def _optimizer(config, learning_rate):
@@ -127,7 +128,8 @@ def build_train_graph(config, image_shape, num_classes):
     tf1.summary.scalar('learning_rate', learning_rate)
     for var in tf1.global_variables():
         if var.op.name.endswith(('/moving_mean', '/moving_variance')):
-            tf1.summary.histogram(var.op.name, var)
+            # Not the variable's own name: the summary op would be renamed '_1'.
+            tf1.summary.histogram('moving_statistics/' + var.op.name, var)
     return TrainGraph(images, labels, train_op, step_after, accuracy, learning_rate, global_step,
                       tf1.summary.merge_all(),
                       training.make_saver(max_to_keep=config.max_to_keep))
@@ -203,7 +205,12 @@ def train(config, log=print):
         latest = tf.train.latest_checkpoint(config.train_dir)
         if latest:
             model.saver.restore(sess, latest)
+            # Keep max_to_keep counting the checkpoints of earlier processes.
+            state = tf1.train.get_checkpoint_state(config.train_dir)
+            model.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
             log(f'Restored {latest}')
+            for path in remove_incomplete_checkpoints(config.train_dir):
+                log(f'Removed {path} (left by an interrupted save)')
         else:
             sess.run(init)
         step = start_step = int(sess.run(model.global_step))
@@ -253,6 +260,32 @@ def train(config, log=print):
     result.update(global_step=step, start_step=start_step, checkpoint=checkpoint,
                   interrupted=stop.signal_name, seconds=time.time() - started)
     return result
+
+
+def remove_incomplete_checkpoints(train_dir):
+    """Deletes the files of saves that a killed process left half-written.
+
+    Those are Saver temporaries (``*.tempstate*``) and ``model.ckpt-N.data``
+    files without their ``.index`` (written last), when the ``checkpoint``
+    state file does not name them. Complete checkpoints are never touched.
+    Returns the removed paths.
+    """
+    state = tf1.train.get_checkpoint_state(train_dir)
+    named = {os.path.basename(p) for p in state.all_model_checkpoint_paths} if state else set()
+    pattern = re.compile(re.escape(CHECKPOINT_BASENAME) + r'-(\d+)\.(index|data-\d+-of-\d+)(.*)$')
+    removed = []
+    for name in sorted(os.listdir(train_dir)):
+        match = pattern.match(name)
+        if not match:
+            continue
+        prefix = f'{CHECKPOINT_BASENAME}-{match.group(1)}'
+        temporary = match.group(3).startswith('.tempstate')
+        incomplete = not os.path.exists(os.path.join(train_dir, prefix + '.index'))
+        if prefix not in named and (temporary or incomplete):
+            path = os.path.join(train_dir, name)
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def _save(sess, model, config, step, log):
