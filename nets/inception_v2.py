@@ -8,9 +8,10 @@ The variables, their creation order and shapes are those of research/slim's
 argument switches every conv layer to group, layer or instance norm.
 
 As in the paper, the 5x5 convolutions of GoogLeNet are factorized into two
-3x3 convolutions (Branch_2 of every block); the first layer is a separable
-7x7 convolution with depthwise multiplier 8, without normalizer and with
-biases (the arg scope sets a normalizer for `slim.conv2d` only).
+3x3 convolutions (Branch_2 of every block). With `use_separable_conv` (the
+default, and slim's checkpoint) the first layer is a separable 7x7
+convolution with depthwise multiplier 8, without normalizer and with biases
+(the arg scope sets a normalizer for `slim.conv2d` only).
 
 Usage:
   with slim.arg_scope(inception_v2_arg_scope()):
