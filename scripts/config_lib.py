@@ -273,6 +273,20 @@ def model_fields_from_args(args, defaults=None):
     return fields
 
 
+def quiet_tensorflow():
+    """Hides TensorFlow's Python deprecation chatter; for the command lines only.
+
+    Needs no TensorFlow import (its Python logger is the standard 'tensorflow'
+    one). Errors still show. The "`layer.apply` is deprecated" warning comes
+    from tf-slim's layers.
+    """
+    import logging
+    import warnings
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
+
+
 def run_cli(parser, main, argv=None):
     """Parses ``argv``, returns ``main(args)``; UsageError -> one line, exit 2."""
     args = parser.parse_args(argv)

@@ -62,4 +62,5 @@ def main(args):
 
 
 if __name__ == '__main__':
+    config_lib.quiet_tensorflow()
     sys.exit(config_lib.run_cli(build_parser(), main))

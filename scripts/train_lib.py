@@ -67,6 +67,7 @@ class TrainGraph:
     global_step: tf.Variable
     summary: tf.Tensor
     saver: tf1.train.Saver
+    update_op_count: int
 
 
 def learning_rate_schedule(config, global_step):
@@ -116,7 +117,7 @@ def build_train_graph(config, image_shape, num_classes):
     train_op = training.create_train_op(total_loss, _optimizer(config, learning_rate),
                                         global_step=global_step,
                                         clip_gradient_norm=config.clip_gradient_norm)
-    training.check_update_ops(train_op)
+    update_ops = training.check_update_ops(train_op)
     # Read after the step's increment (fetching global_step beside train_op
     # could read it before).
     with tf.control_dependencies([train_op]):
@@ -132,7 +133,7 @@ def build_train_graph(config, image_shape, num_classes):
             tf1.summary.histogram('moving_statistics/' + var.op.name, var)
     return TrainGraph(images, labels, train_op, step_after, accuracy, learning_rate, global_step,
                       tf1.summary.merge_all(),
-                      training.make_saver(max_to_keep=config.max_to_keep))
+                      training.make_saver(max_to_keep=config.max_to_keep), len(update_ops))
 
 
 class _StopRequest:
@@ -217,7 +218,8 @@ def train(config, log=print):
         log(f'Training {config.model} ({config.normalizer}) on {data.name} '
             f'{data.image_shape}, {len(data.train_labels)} examples, from step {step} '
             f'to {config.max_steps}, batch {config.batch_size}, {config.optimizer} '
-            f'lr {config.learning_rate} {config.lr_schedule}')
+            f'lr {config.learning_rate} {config.lr_schedule}; check_update_ops: the train '
+            f'op runs all {model.update_op_count} UPDATE_OPS ops')
         checkpoint = latest
         last_save_time = window_start = time.time()
         window_loss, window_acc, window_steps = [], [], 0
