@@ -13,23 +13,31 @@ What the loop guarantees:
   checkpoint, at its global step, on the same batches it would have seen
   (``slimnorm.datasets.BatchSchedule``);
 - SIGINT/SIGTERM finish the current step, save a checkpoint and return;
-- ``tf.train.latest_checkpoint`` only ever names a complete checkpoint: the
-  Saver writes the data and index files under temporary names and renames
-  them, then rewrites the ``checkpoint`` state file, itself through a
-  temporary file and a rename. A process killed at any moment leaves the
-  previous state (tests/test_train_script.py kills one mid-run to check it).
+- ``tf.train.latest_checkpoint`` only ever names a complete checkpoint:
+  ``Saver.save`` first runs the save op, which writes the data file under a
+  temporary ``.tempstate`` name and then the index, and only then rewrites
+  the ``checkpoint`` state file, through a temporary file and a rename
+  (``file_io.atomic_write_string_to_file``). A process killed at any moment
+  leaves the state file naming the previous complete checkpoint
+  (tests/test_train_script.py kills one mid-run; by hand, 15 kills at random
+  moments with a save every step all left a readable latest checkpoint).
+  The next run deletes the half-written files (``remove_incomplete_checkpoints``).
   No ``.meta`` files are written (the graph is rebuilt from code, and a
   ``.meta`` is written after the state file, so it could be left truncated);
   TensorBoard gets the graph from the event file.
 
-Input: numpy batches through ``feed_dict``. Measured on the 2-core dev
-machine (Fashion-MNIST, small convnet, batch 128): feeding a batch costs
-0.37 ms of CPU against 0.50 ms for a ``tf.data`` pipeline (from_tensor_slices
-or gather by index, shuffle/batch/repeat/prefetch), both under 1% of a
-~65 ms training step; end-to-end throughput differed by less than the noise
-of the shared machine (feed_dict 950-2,190 ex/s, tf.data 1,030-2,650 ex/s
-over 7 runs each). feed_dict keeps the batch order a function of
-``(seed, step)``, which makes resumed runs exact.
+Input: numpy batches through ``feed_dict``, chosen by measurement on the
+2-core dev machine (Fashion-MNIST, small convnet with batch norm, batch 128,
+2 threads). Feeding one batch costs 0.37 ms of CPU (0.73-0.85 ms wall)
+against 0.50 ms for a ``tf.data`` pipeline (shuffle with seed, batch,
+repeat, prefetch); a training step takes ~65 ms, so either is about 1% of
+it. End to end, four interleaved rounds of 100 steps gave feed_dict
+946-2,192 ex/s (median 1,463), tf.data from_tensor_slices 1,156-1,726
+(median 1,686) and tf.data gathering BatchSchedule indices 1,625-1,914
+(median 1,747), while other jobs kept the load average at 3-6: the spread of
+each exceeds the differences. feed_dict wins on what can be checked: the
+batch order is a function of ``(seed, step)`` so a resumed run is exact, and
+the 188 MB of training images never become a graph constant.
 """
 import dataclasses
 import math
