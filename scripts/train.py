@@ -56,7 +56,11 @@ def main(args):
     fields.update({name: getattr(args, name) for name in TRAIN_FLAGS})
     config = config_lib.TrainConfig(**fields).check()
     import train_lib  # TensorFlow from here on
-    result = train_lib.train(config)
+    try:
+        result = train_lib.train(config)
+    except train_lib.TrainingDivergedError as err:
+        print(f'train.py: {err}', file=sys.stderr)
+        return 1
     print(f'Done: step {result["global_step"]}, checkpoint {result["checkpoint"]}', flush=True)
     return 0
 

@@ -144,6 +144,10 @@ def build_train_graph(config, image_shape, num_classes):
                       training.make_saver(max_to_keep=config.max_to_keep), len(update_ops))
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became inf or NaN; nothing was saved after it did."""
+
+
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
 
@@ -239,7 +243,16 @@ def train(config, log=print):
             fetches = [model.train_op, model.accuracy, model.step_after]
             if log_now:
                 fetches.append(model.summary)
-            values = sess.run(fetches, feed)
+            try:
+                values = sess.run(fetches, feed)
+            except tf.errors.InvalidArgumentError as err:
+                if 'LossTensor is inf or nan' not in err.message:
+                    raise
+                raise TrainingDivergedError(
+                    f'the loss became inf or NaN at step {step + 1} (lr '
+                    f'{sess.run(model.learning_rate):.4g}); the last checkpoint is '
+                    f'{checkpoint}. Lower --learning_rate, add --warmup_steps or '
+                    '--clip_gradient_norm') from None
             step = int(values[2])
             window_loss.append(values[0])
             window_acc.append(values[1])

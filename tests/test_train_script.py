@@ -181,3 +181,12 @@ def test_learning_rate_schedules():
     np.testing.assert_allclose(table['step'], [0.01, 0.1, 0.01, 0.001, 0.001], rtol=1e-5)
     np.testing.assert_allclose(table['cosine'][:3], [0.01, 0.1 * 0.5 * (1 + np.cos(0.09 * np.pi)),
                                                      0.05], rtol=1e-5)
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
+    import train_lib
+    config = config_lib.TrainConfig(train_dir=str(tmp_path), max_steps=50, learning_rate=1e6,
+                                    lr_schedule='constant')
+    with pytest.raises(train_lib.TrainingDivergedError,
+                       match=r'the loss became inf or NaN at step \d+ .*Lower --learning_rate'):
+        train_lib.train(config, log=lambda line: None)
