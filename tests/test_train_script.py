@@ -86,11 +86,18 @@ def test_sigkill_after_first_checkpoint_then_restart_resumes_and_finishes(tmp_pa
         reader.get_tensor(name)
     assert reader.get_tensor('global_step') == step
 
-    finished = run_script('train.py', *args)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    assert f'Restored {latest}\n' in finished.stdout
-    assert f'from step {step} to 200' in finished.stdout
-    assert 'Done: step 200' in finished.stdout
+    # Restart it, and meanwhile watch its checkpoints as eval.py --watch does.
+    import eval_lib
+    process = start_script('train.py', *args, stderr_path=tmp_path / 'stderr2')
+    watched = [m['global_step'] for m in eval_lib.watch(
+        config_lib.EvalConfig(), str(train_dir), timeout=90, max_steps=200)]
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, (tmp_path / 'stderr2').read_text()[-2000:]
+    assert f'Restored {latest}\n' in stdout
+    assert f'from step {step} to 200' in stdout
+    assert 'Done: step 200' in stdout
+    assert len(watched) >= 2 and watched[0] >= step and watched[-1] == 200
+    assert watched == sorted(set(watched))
     final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(train_dir)))
     assert final.get_tensor('global_step') == 200
     # max_to_keep counts the killed process's checkpoints too.
