@@ -23,11 +23,6 @@ import tensorflow as tf
 
 tf1 = tf.compat.v1
 
-# Node attributes through which a control-flow or call op runs a function:
-# tf.cond (If/StatelessIf: then_branch, else_branch), tf.case (Case:
-# branches), tf.while_loop (While: cond, body), function calls (f).
-_FUNCTION_ATTR_TYPES = ('func', 'list')
-
 
 class MissingUpdateOpsError(ValueError):
     """A train op does not run some of the ops in ``UPDATE_OPS``.
@@ -256,6 +251,8 @@ class _FunctionCallers:
 
 
 def _called_functions(op):
+    """Names of the functions ``op`` runs through its attributes: tf.cond's
+    If (then_branch, else_branch), Case (branches), While (cond, body), calls (f)."""
     names = []
     for value in op.node_def.attr.values():
         if value.HasField('func'):
