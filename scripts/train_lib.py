@@ -191,7 +191,11 @@ def _format_eta(seconds):
     return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
-def train(config, log=print):
+def _print(line):
+    print(line, flush=True)  # progress must show through pipes (| tee) as it happens
+
+
+def train(config, log=_print):
     """Trains (or resumes) ``config``; returns a dict summarising the run.
 
     Keys: global_step, start_step, checkpoint (path of the last one),
