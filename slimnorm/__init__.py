@@ -21,7 +21,10 @@ except ImportError as exc:  # pragma: no cover - exercised without TF only
     ) from exc
 
 from slimnorm.batch_norm import batch_norm, batch_norm_layer  # noqa: E402
+from slimnorm.group_norm import group_norm  # noqa: E402
+from slimnorm.instance_norm import instance_norm  # noqa: E402
+from slimnorm.layer_norm import layer_norm  # noqa: E402
 from slimnorm import training  # noqa: E402,F401  (create_train_op, check_update_ops)
 
-__all__ = ["batch_norm", "batch_norm_layer"]
+__all__ = ["batch_norm", "batch_norm_layer", "group_norm", "instance_norm", "layer_norm"]
 __version__ = "0.1.0"

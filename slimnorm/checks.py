@@ -116,3 +116,38 @@ def param_dtype(inputs, arg="inputs"):
     if dtype in (tf.float16, tf.bfloat16):
         return tf.float32
     return dtype
+
+
+def integer(value, arg, minimum=None):
+    """A Python/numpy integer (not a bool) >= `minimum`, returned as int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be an integer, got %r of type %s." % (
+            arg, value, type(value).__name__))
+    if minimum is not None and value < minimum:
+        raise ValueError("%s must be an integer >= %d, got %r." % (arg, minimum, value))
+    return int(value)
+
+
+def axis(value, ndims, arg):
+    """An axis index of a rank-`ndims` tensor in [-ndims, ndims), made >= 0."""
+    value = integer(value, arg)
+    if not -ndims <= value < ndims:
+        raise ValueError("%s=%d is out of range for inputs of rank %d; accepted are "
+                         "%d to %d." % (arg, value, ndims, -ndims, ndims - 1))
+    return value % ndims
+
+
+def boolean(value, arg):
+    """A Python bool (or numpy bool), returned as bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError("%s must be True or False, got %r of type %s." % (
+            arg, value, type(value).__name__))
+    return bool(value)
+
+
+def optional_callable(value, arg):
+    """None or a callable, e.g. activation_fn=tf.nn.relu."""
+    if value is not None and not callable(value):
+        raise TypeError("%s must be None or a callable such as tf.nn.relu, got %r." % (
+            arg, value))
+    return value
