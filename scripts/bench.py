@@ -8,7 +8,8 @@
 Everything runs in this one process, in graph mode with tf.compat.v1.Session,
 after warm-up, with the cases compared timed in interleaved repetitions
 (see bench_harness). Reported: median milliseconds, inter-quartile range and
-the ratio of medians to the baseline of the group: TF's fused batch norm
+the ratio to the baseline of the group (the median over rounds of the
+per-round ratio; the ratio of the medians is in the JSON too): TF's fused batch norm
 kernel for the ops (scripts/bench_ops.py), the same network with that kernel
 called directly for Inception V2 (scripts/bench_nets.py). Quote ratios:
 absolute times on a shared machine move by tens of percent.
@@ -82,13 +83,14 @@ def run_ops(args, shapes, modes):
                 _progress("ops %s %s: %s" % (shape, mode, ", ".join(names)))
                 runs = {n: sess.make_callable(ops[(mode, n)][0]) for n in names}
                 results = bench_harness.measure(runs, args.reps, args.warmup,
-                                                min_sample_s=args.min_sample_ms / 1e3)
-                ratio = bench_harness.ratios(results, bench_ops.BASELINE)
-                paired = bench_harness.paired_ratios(results, bench_ops.BASELINE)
+                                                min_sample_s=args.min_sample_ms / 1e3,
+                                                min_total_s=args.min_group_s)
+                of_medians = bench_harness.ratio_of_medians(results, bench_ops.BASELINE)
+                ratio = bench_harness.paired_ratios(results, bench_ops.BASELINE)
                 for name in names:
                     rows.append(_row(results[name], shape=list(shape), mode=mode, case=name,
                                      source=ops[(mode, name)][1], ratio=ratio[name],
-                                     paired_ratio=paired[name]))
+                                     ratio_of_medians=of_medians[name]))
                 _progress("  " + ", ".join("%s %.3fx" % (n, ratio[n]) for n in names))
     return rows
 
@@ -111,13 +113,13 @@ def run_nets(args, net, kinds):
             runs[kind] = sess.make_callable(op)
         _progress("timing Inception V2 %s: %d reps of %s" % (mode, args.net_reps, ", ".join(kinds)))
         results = bench_harness.measure(runs, args.net_reps, args.warmup)
-        ratio = bench_harness.ratios(results, bench_nets.BASELINE)
-        paired = bench_harness.paired_ratios(results, bench_nets.BASELINE)
+        of_medians = bench_harness.ratio_of_medians(results, bench_nets.BASELINE)
+        ratio = bench_harness.paired_ratios(results, bench_nets.BASELINE)
         for kind in kinds:
             source = bench_nets.group_norm_source() if kind == "group_norm" else (
                 "tensorflow" if kind == bench_nets.BASELINE else "slimnorm")
             rows.append(_row(results[kind], mode=mode, case=kind, source=source,
-                             ratio=ratio[kind], paired_ratio=paired[kind], **net))
+                             ratio=ratio[kind], ratio_of_medians=of_medians[kind], **net))
         _progress("  " + ", ".join("%s %.3fx" % (k, ratio[k]) for k in kinds))
         for sess in sessions:
             sess.close()
@@ -147,10 +149,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=os.path.join("out", "bench.json"),
                         help="JSON output path (default out/bench.json)")
     parser.add_argument("--reps", type=int, help="op repetitions (default 25; quick 5)")
-    parser.add_argument("--net-reps", type=int, help="network repetitions (default 15; quick 3)")
+    parser.add_argument("--net-reps", type=int, help="network repetitions (default 25; quick 3)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per case")
     parser.add_argument("--min-sample-ms", type=float, default=20.0,
                         help="repeat fast ops so one op sample lasts at least this long")
+    parser.add_argument("--min-group-s", type=float, default=10.0,
+                        help="add rounds until each op group was timed this long (quick: 1)")
     parser.add_argument("--intra-threads", type=int, default=0,
                         help="intra-op threads (0: TensorFlow's choice)")
     parser.add_argument("--inter-threads", type=int, default=0,
@@ -164,9 +168,10 @@ def parse_args(argv=None):
     if args.reps is None:
         args.reps = 5 if args.quick else 25
     if args.net_reps is None:
-        args.net_reps = 3 if args.quick else 15
+        args.net_reps = 3 if args.quick else 25
     if args.quick:
         args.min_sample_ms = min(args.min_sample_ms, 5.0)
+        args.min_group_s = min(args.min_group_s, 1.0)
     return args
 
 

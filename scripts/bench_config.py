@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Should training and evaluation turn oneDNN on, or pin the thread pools?
 
-    .venv/bin/python scripts/bench_config.py                # ~5-10 min
+    .venv/bin/python scripts/bench_config.py                # ~15 min
     .venv/bin/python scripts/bench_config.py --rounds 1 --steps 50
 
 `TF_ENABLE_ONEDNN_OPTS` is read when TensorFlow is imported, so each
 configuration runs in a child process of this script. Configurations:
-oneDNN unset (what TensorFlow does by default), =1 and =0, each with the
-session's intra/inter-op threads at TensorFlow's choice (0/0) and at 2/2.
+oneDNN unset (what TensorFlow does by default), =1 and =0 with the
+session's intra/inter-op threads at TensorFlow's choice (0/0); and oneDNN
+unset with intra/inter-op threads at 2/2, 2/1 and 1/1.
 Children run in rounds, in a rotating order, so drift in the machine's load
 hits every configuration alike.
 
@@ -39,9 +40,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = (
     ("default", None, 0, 0),
     ("threads 2/2", None, 2, 2),
+    ("threads 2/1", None, 2, 1),
+    ("threads 1/1", None, 1, 1),
     ("oneDNN=1", "1", 0, 0),
     ("oneDNN=0", "0", 0, 0),
-    ("oneDNN=0, threads 2/2", "0", 2, 2),
 )
 BATCH = 128
 EVAL_BATCH = 1000
@@ -139,7 +141,7 @@ def _run_child(label, onednn, intra, inter, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=300, help="timed training steps")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", default=os.path.join("out", "bench_config.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -5,6 +5,8 @@ of percent over minutes. What stays comparable is a ratio of two cases timed
 at the same moments: every repetition runs each case once, round-robin, in a
 rotating order (so no case is always first after the others warmed caches),
 and the statistics are medians and inter-quartile ranges over repetitions.
+Ratios are medians of per-round ratios (`paired_ratio`); the ratio of the
+two medians is kept alongside.
 
 A case is a zero-argument callable, typically `Session.make_callable(op)`.
 """
@@ -56,11 +58,14 @@ def calls_per_sample(runs, min_sample_s):
     return max(1, int(math.ceil(min_sample_s / max(fastest, 1e-6))))
 
 
-def measure(runs, reps, warmup=2, min_sample_s=0.0):
+def measure(runs, reps, warmup=2, min_sample_s=0.0, min_total_s=0.0):
     """Times every case of `runs` ({name: callable}) interleaved.
 
-    Returns {name: summarize(...)}, plus 'calls_per_sample' in each entry and
-    'seconds', the raw per-call times of the repetitions (for paired_ratios).
+    At least `reps` rounds, more if needed for the group to last about
+    `min_total_s` (fast groups would otherwise be over within one burst of
+    another process's load). Returns {name: summarize(...)}, plus
+    'calls_per_sample' in each entry and 'seconds', the per-call time of each
+    round, in round order (for paired_ratios).
     """
     names = list(runs)
     for _ in range(warmup):
@@ -68,10 +73,12 @@ def measure(runs, reps, warmup=2, min_sample_s=0.0):
             runs[name]()
     inner = calls_per_sample(runs, min_sample_s) if min_sample_s > 0 else 1
     seconds = {name: [] for name in names}
-    for rep in range(reps):
+    rep, started = 0, time.perf_counter()
+    while rep < reps or (rep >= 1 and time.perf_counter() - started < min_total_s):
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             seconds[name].append(_time_once(runs[name], inner))
+        rep += 1
     results = {}
     for name in names:
         results[name] = summarize(seconds[name])
@@ -80,21 +87,23 @@ def measure(runs, reps, warmup=2, min_sample_s=0.0):
     return results
 
 
-def ratios(results, baseline):
+def ratio_of_medians(results, baseline):
     """Median of `name` / median of `baseline`, for every case."""
     base = results[baseline]["median_ms"]
     return {name: r["median_ms"] / base for name, r in results.items()}
 
 
-def paired_ratios(results, baseline):
-    """Median over repetitions of `name` / `baseline` timed in the same round.
+def paired_ratio(samples, baseline_samples):
+    """Median over rounds of sample / baseline sample of the same round.
 
-    Less sensitive than the ratio of medians to load that comes and goes
-    over the run: both samples of a pair saw the same minute.
+    The ratio the benchmark reports. On a shared machine, load comes and goes
+    over seconds; both samples of a pair saw the same second, so the ratio of
+    a pair is much steadier than either time, and the median over rounds
+    discards the rounds a burst of load hit one side of.
     """
+    return quantile(sorted(t / b for t, b in zip(samples, baseline_samples)), 0.5)
+
+
+def paired_ratios(results, baseline):
     base = results[baseline]["seconds"]
-    out = {}
-    for name, r in results.items():
-        pairs = sorted(t / b for t, b in zip(r["seconds"], base))
-        out[name] = quantile(pairs, 0.5)
-    return out
+    return {name: paired_ratio(r["seconds"], base) for name, r in results.items()}

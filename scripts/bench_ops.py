@@ -6,9 +6,10 @@ grappler, fed arrays would time the copy), and returns one op to run:
 
   forward    the layer in training mode, output only (no moving averages);
   train      forward + backward (gradients w.r.t. x and the layer's
-             parameters, with `dy` as the upstream gradient) + for slimnorm
-             batch norm the UPDATE_OPS it added; TF's fused kernel runs
-             alone, which is the speed slim had;
+             parameters, with `dy` as the upstream gradient) + the
+             UPDATE_OPS the layer added; TF's fused kernel runs alone (the
+             baseline), and once more with the two moving-average updates
+             slim's fused batch norm added (`tf_fused_updates`);
   inference  batch norm with fixed (moving) statistics.
 
 What is fetched is one scalar: the sum of the first element of every output
@@ -22,6 +23,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
+from bench_nets import fused_kernel_batch_norm
 
 MODES = ("forward", "train", "inference")
 BASELINE = "tf_fused"
@@ -66,6 +68,12 @@ def _tf_fused(x, is_training):
     return y
 
 
+def _tf_fused_updates(x, is_training):
+    """The kernel plus slim's moving-average updates (one assign_sub each)."""
+    return fused_kernel_batch_norm(x, is_training=is_training, decay=0.999,
+                                   epsilon=EPSILON, scale=True)
+
+
 def _slimnorm_bn(**kwargs):
     def build(x, is_training):
         return slimnorm.batch_norm(x, scale=True, epsilon=EPSILON, is_training=is_training,
@@ -91,6 +99,7 @@ def cases():
     """[(name, builder(x, is_training) -> y, modes, source)] in table order."""
     table = [
         (BASELINE, _tf_fused, MODES, "tensorflow"),
+        ("tf_fused_updates", _tf_fused_updates, ("train",), "tensorflow"),
         ("batch_norm", _slimnorm_bn(), MODES, "slimnorm"),
         ("batch_norm_moments", _slimnorm_bn(fused=False), MODES, "slimnorm"),
         ("batch_renorm", _slimnorm_bn(renorm=True), MODES, "slimnorm"),

@@ -39,7 +39,7 @@ def test_quick_json_has_every_op_case_and_mode(quick_result):
     modes = {r["mode"] for r in ops}
     assert modes == {"forward", "train", "inference"}
     cases = {r["case"] for r in ops}
-    assert {"tf_fused", "batch_norm", "batch_norm_moments", "batch_renorm", "group_norm",
+    assert {"tf_fused", "tf_fused_updates", "batch_norm", "batch_norm_moments", "batch_renorm", "group_norm",
             "layer_norm", "instance_norm", "floor"} <= cases
     for row in ops:
         for key in STAT_KEYS:
