@@ -217,7 +217,7 @@ def conv_summary(configs, results):
         steps = exp_common.steps_to_reach(row['steps'], row['mean_accuracy'], target)
         early = exp_common.steps_to_reach(row['steps'], row['mean_accuracy'],
                                           EARLY_FRACTION * target)
-        table_rows.append(dict(name=name, lr=row['lr'], steps_to_target=steps,
+        table_rows.append(dict(name=name, lr=row['lr'], bn=row['bn'], steps_to_target=steps,
                                steps_to_early_target=early,
                                max_mean_accuracy=row['max_mean_accuracy'],
                                diverged_seeds=row['diverged_seeds']))
@@ -264,21 +264,24 @@ def _plot_percentiles(ax, row, title):
 
 
 def _plot_conv(ax, conv):
-    for g in conv['grid'].values():
-        ax.plot(g['steps'], g['mean_accuracy'], '-' if g['bn'] else '--',
-                label='%s, lr %g' % ('BN' if g['bn'] else 'no BN', g['lr']))
+    for row in conv['rows']:
+        curve = conv['grid']['%s|%g' % ('bn' if row['bn'] else 'none', row['lr'])]
+        ax.plot(curve['steps'], curve['mean_accuracy'], '-' if curve['bn'] else '--',
+                label='%s (lr %g)' % (row['name'], row['lr']))
     ax.axhline(conv['target_accuracy'], color='gray', lw=0.8)
     ax.set(title='(f) small convnet (seed mean)', xlabel='step', ylabel='test accuracy',
            ylim=(max(0.0, conv['target_accuracy'] - 0.3), 1.0))
     ax.legend(fontsize=7)
 
 
-def plot(path, mlp_rows, figure_lr, conv):
+def plot(path, record):
     """Figure 1 (a)-(c) with Gaussian init, (d)-(e) with Glorot, (f) the convnets."""
     plt = exp_common.pyplot()
     if plt is None:
         print('matplotlib is not installed: no plot (pip install matplotlib)')
         return False
+    mlp_rows, conv = record['mlp'], record['conv']
+    figure_lr = record['settings']['figure_lr']
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     for row, init in enumerate(('gaussian', 'glorot')):
         letters = 'abc' if row == 0 else 'de'
@@ -300,9 +303,14 @@ def main(argv=None):
     parser = exp_common.add_common_flags(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     parser.add_argument('--gaussian_stddev', type=float, default=0.1,
                         help="stddev of the MLP's 'small random Gaussian' initial weights")
+    parser.add_argument('--plot_only', action='store_true',
+                        help='redraw the PNG from the JSON in --out_dir, without training')
     parser.add_argument('--figure_lr', type=float, default=None,
                         help='learning rate of the Figure 1 panels (default: the middle of the grid)')
     args = exp_common.parse(parser, argv)
+    png = os.path.join(args.out_dir, 'exp_bn_speedup.png')
+    if args.plot_only:
+        return plot(png, exp_common.read_record(args.out_dir, 'exp_bn_speedup'))
     settings = SETTINGS['quick' if args.quick else 'full']
     figure_lr = args.figure_lr or settings['mlp_lrs'][len(settings['mlp_lrs']) // 2]
     start = time.time()
@@ -343,8 +351,8 @@ def main(argv=None):
         'mlp': mlp_rows, 'conv': conv, 'wall_seconds': time.time() - start,
     }
     exp_common.write_outputs(args.out_dir, 'exp_bn_speedup', record, tables)
-    if plot(os.path.join(args.out_dir, 'exp_bn_speedup.png'), mlp_rows, figure_lr, conv):
-        print('plot: %s' % os.path.join(args.out_dir, 'exp_bn_speedup.png'))
+    if plot(png, record):
+        print('plot: %s' % png)
     print('wall time: %.0f s' % (time.time() - start))
     return record
 

@@ -274,6 +274,12 @@ def write_outputs(out_dir, stem, record, table):
         f.write(table + '\n')
 
 
+def read_record(out_dir, stem):
+    """The JSON record ``write_outputs`` wrote."""
+    with open(os.path.join(out_dir, stem + '.json')) as f:
+        return json.load(f)
+
+
 def pyplot():
     """matplotlib.pyplot with the file-only backend, or None if not installed."""
     try:

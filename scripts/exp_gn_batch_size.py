@@ -26,8 +26,8 @@ Images are Fashion-MNIST (or ``--data_dir``'s IDX files) resized in the
 graph to ``--image_size`` (14 by default, to fit the 15-minute budget of a
 full run on 2 cores); ``--quick`` uses the 8x8 digits and few examples.
 
-Writes exp_gn_batch_size.{json,md,png} (exp_gn_batch_size_inception_v2.* for
-Inception) into --out_dir and prints the tables.
+Writes exp_gn_batch_size.{json,md,png} into --out_dir (with _inception_v2 and
+_lr_unscaled in the name for those settings) and prints the tables.
 
     python scripts/exp_gn_batch_size.py --out_dir docs
     python scripts/exp_gn_batch_size.py --quick --out_dir /tmp/exp
@@ -60,7 +60,7 @@ CONV_DEPTHS = (32, 64, 128, 128)
 FC_UNITS = 128
 DEFAULT_GROUPS = 32  # the GN paper's default; capped at a layer's channel count
 MODEL_DEFAULTS = {  # per model: image size, examples seen per run, base lr
-    'small_convnet': dict(image_size=14, examples=30000, base_lr=0.05),
+    'small_convnet': dict(image_size=14, examples=8000, base_lr=0.05),
     'inception_v2': dict(image_size=64, examples=6000, base_lr=0.05),
 }
 # --quick: the 8x8 digits at their own size, fewer cells; flags given explicitly win.
@@ -142,7 +142,8 @@ def make_configs(args):
     def config(normalizer, groups, batch_size, seed, part):
         return dict(common, part=part, normalizer=normalizer, groups=groups,
                     batch_size=batch_size, seed=seed,
-                    lr=args.base_lr * batch_size / REFERENCE_BATCH)
+                    lr=args.base_lr * (batch_size / REFERENCE_BATCH
+                                       if args.lr_scaling == 'linear' else 1.0))
 
     main = [config(n, DEFAULT_GROUPS, b, s, 'main') for n in args.normalizers
             for b in args.batch_sizes for s in range(args.seeds)]
@@ -197,17 +198,24 @@ def tables(summary, args):
         ['groups G'] + ['%d' % g for g in groups],
         [['GN, batch %d' % REFERENCE_BATCH]
          + [_error_text(_cell(summary, 'group', g, REFERENCE_BATCH)) for g in groups]])
-    return ('## Test error by batch size (%s, %dx%d, %d examples seen per run, mean ± std '
+    lr = ('lr %g x batch / %d' % (args.base_lr, REFERENCE_BATCH) if args.lr_scaling == 'linear'
+          else 'lr %g at every batch size' % args.base_lr)
+    return ('## Test error by batch size (%s, %dx%d, %d examples seen per run, %s, mean ± std '
             'over %d seeds)\n\n%s\n\n## Group norm: number of groups (batch %d)\n\n%s'
-            % (args.model, args.image_size, args.image_size, args.examples, args.seeds,
+            % (args.model, args.image_size, args.image_size, args.examples, lr, args.seeds,
                main, REFERENCE_BATCH, ablation))
 
 
-def plot(path, summary, args):
+def plot(path, record):
+    """Test error against batch size per normalizer; GN error against groups."""
     plt = exp_common.pyplot()
     if plt is None:
         print('matplotlib is not installed: no plot (pip install matplotlib)')
         return False
+    summary = record['cells']
+    args = argparse.Namespace(**{k: record[k] for k in (
+        'normalizers', 'batch_sizes', 'groups', 'model', 'examples_per_run', 'dataset',
+        'lr_scaling')})
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for normalizer in args.normalizers:
         cells = [_cell(summary, normalizer, DEFAULT_GROUPS, b) for b in args.batch_sizes]
@@ -215,9 +223,10 @@ def plot(path, summary, args):
                       [100 * c['test_error_mean'] for c in cells],
                       yerr=[100 * c['test_error_std'] for c in cells],
                       marker='o', capsize=3, label=LABELS[normalizer])
-    left.set(xlabel='batch size (lr scaled linearly)', ylabel='test error (%)',
-             title='%s on %s, %d examples seen' % (args.model, _dataset_name(args),
-                                                   args.examples))
+    left.set(xlabel='batch size (lr %s)' % ('scaled linearly' if args.lr_scaling == 'linear'
+                                             else 'the same at every batch size'), ylabel='test error (%)',
+             title='%s on %s, %d examples seen' % (args.model, args.dataset,
+                                                   args.examples_per_run))
     left.legend()
     groups = sorted(set(args.groups) | {DEFAULT_GROUPS}, reverse=True)
     cells = [_cell(summary, 'group', g, REFERENCE_BATCH) for g in groups]
@@ -235,6 +244,12 @@ def _dataset_name(args):
     return 'digits' if args.quick else (args.data_dir or 'fashion_mnist')
 
 
+def output_stem(args):
+    """exp_gn_batch_size[_<model>][_lr_unscaled]: one file set per setting."""
+    return ('exp_gn_batch_size' + ('' if args.model == 'small_convnet' else '_' + args.model)
+            + ('' if args.lr_scaling == 'linear' else '_lr_unscaled'))
+
+
 def parse_args(argv=None):
     parser = exp_common.add_common_flags(
         argparse.ArgumentParser(description=__doc__.split('\n')[0]))
@@ -245,8 +260,13 @@ def parse_args(argv=None):
                         help='training examples seen by every run (same for all batch sizes)')
     parser.add_argument('--base_lr', type=float, default=None,
                         help='learning rate at batch 32; batch b uses base_lr * b / 32')
+    parser.add_argument('--lr_scaling', choices=('linear', 'none'), default='linear',
+                        help="'linear' (the GN paper's): lr = base_lr * batch / 32; "
+                             "'none': base_lr at every batch size")
     parser.add_argument('--depth_multiplier', type=float, default=0.25,
                         help='inception_v2 only: channel multiplier')
+    parser.add_argument('--plot_only', action='store_true',
+                        help='redraw the PNG from the JSON in --out_dir, without training')
     parser.add_argument('--normalizers', nargs='+', choices=NORMALIZERS, default=NORMALIZERS)
     parser.add_argument('--batch_sizes', nargs='+', type=int, default=None,
                         help='default: %s' % ' '.join(map(str, BATCH_SIZES)))
@@ -267,6 +287,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    stem = output_stem(args)
+    png = os.path.join(args.out_dir, stem + '.png')
+    if args.plot_only:
+        return plot(png, exp_common.read_record(args.out_dir, stem))
     start = time.time()
     configs = make_configs(args)
     results = exp_common.run_all(run_config, configs, args.workers)
@@ -277,15 +301,14 @@ def main(argv=None):
         'experiment': 'exp_gn_batch_size', 'quick': args.quick, 'seeds': args.seeds,
         'dataset': _dataset_name(args), 'model': args.model, 'image_size': args.image_size,
         'examples_per_run': args.examples, 'base_lr': args.base_lr,
+        'lr_scaling': args.lr_scaling,
         'reference_batch': REFERENCE_BATCH, 'batch_sizes': list(args.batch_sizes),
         'normalizers': list(args.normalizers), 'groups': list(args.groups),
         'default_groups': DEFAULT_GROUPS, 'conv_depths': CONV_DEPTHS, 'fc_units': FC_UNITS,
         'cells': summary, 'wall_seconds': time.time() - start,
     }
-    stem = 'exp_gn_batch_size' + ('' if args.model == 'small_convnet' else '_' + args.model)
     exp_common.write_outputs(args.out_dir, stem, record, text)
-    png = os.path.join(args.out_dir, stem + '.png')
-    if plot(png, summary, args):
+    if plot(png, record):
         print('plot: %s' % png)
     print('wall time: %.0f s' % (time.time() - start))
     return record

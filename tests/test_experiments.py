@@ -44,8 +44,17 @@ def _check_numbers(record):
     assert checked > 0
 
 
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _load(out_dir, stem):
-    for ext in ('md', 'json'):
+    extensions = ('md', 'json', 'png') if _has_matplotlib() else ('md', 'json')
+    for ext in extensions:
         assert os.path.getsize(os.path.join(out_dir, '%s.%s' % (stem, ext))) > 0
     with open(os.path.join(out_dir, stem + '.json')) as f:
         return json.load(f)
@@ -67,7 +76,11 @@ def test_bn_speedup_quick(tmp_path):
     assert names[0] == 'No BN (best lr)'
     assert {'BN-x5', 'BN-x30'} <= set(names)
     for row in record['conv']['rows']:
-        assert row['steps_to_target'] is None or row['steps_to_target'] >= 0
+        for key in ('steps_to_target', 'steps_to_early_target'):
+            assert row[key] is None or row[key] >= 0
+    os.remove(os.path.join(tmp_path, 'exp_bn_speedup.png'))
+    exp_bn_speedup.main(['--plot_only', '--out_dir', str(tmp_path)])
+    assert os.path.exists(os.path.join(tmp_path, 'exp_bn_speedup.png')) == _has_matplotlib()
 
 
 def test_gn_batch_size_quick(tmp_path):
