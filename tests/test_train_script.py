@@ -197,3 +197,22 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     with pytest.raises(train_lib.TrainingDivergedError,
                        match=r'the loss became inf or NaN at step \d+ .*Lower --learning_rate'):
         train_lib.train(config, log=lambda line: None)
+
+
+@pytest.mark.parametrize('normalizer', ['group', 'layer', 'instance', 'batch_renorm', 'none'])
+def test_every_normalizer_trains_checkpoints_and_evaluates(normalizer, tmp_path):
+    import eval_lib
+    import train_lib
+    import slimnorm
+    needed = {'group': 'group_norm', 'layer': 'layer_norm', 'instance': 'instance_norm'}
+    if not hasattr(slimnorm, needed.get(normalizer, 'batch_norm')):
+        pytest.skip(f'slimnorm.{needed[normalizer]} is not there yet')
+    config = config_lib.TrainConfig(train_dir=str(tmp_path), normalizer=normalizer,
+                                    max_steps=5, learning_rate=0.01, log_every_steps=5)
+    result = train_lib.train(config, log=lambda line: None)
+    assert result['global_step'] == 5
+    metrics = eval_lib.evaluate(config_lib.EvalConfig(normalizer=normalizer), str(tmp_path))
+    assert metrics['global_step'] == 5 and 0.0 <= metrics['top1'] <= 1.0
+    names = dict(tf.train.list_variables(result['checkpoint']))
+    has_moving_stats = any(n.endswith('moving_mean') for n in names)
+    assert has_moving_stats == (normalizer == 'batch_renorm')
