@@ -269,8 +269,8 @@ def _plot_conv(ax, conv):
         ax.plot(curve['steps'], curve['mean_accuracy'], '-' if curve['bn'] else '--',
                 label='%s (lr %g)' % (row['name'], row['lr']))
     ax.axhline(conv['target_accuracy'], color='gray', lw=0.8)
-    ax.set(title='(f) small convnet (seed mean)', xlabel='step', ylabel='test accuracy',
-           ylim=(max(0.0, conv['target_accuracy'] - 0.3), 1.0))
+    ax.set(title='(f) small convnet, SGD momentum 0.9 (seed mean)', xlabel='step',
+           ylabel='test accuracy', ylim=(0.0, 1.0))
     ax.legend(fontsize=7)
 
 
@@ -288,10 +288,11 @@ def plot(path, record):
         _plot_accuracy(axes[row, 0], mlp_rows, init, figure_lr,
                        '(%s) MLP, %s init, lr %g' % (letters[0], init, figure_lr))
         _plot_percentiles(axes[row, 1], mlp_rows[_mlp_key(init, False, figure_lr)],
-                          '(%s) without BN: 15/50/85th percentiles' % letters[1])
+                          '(%s) %s init, without BN: 15/50/85th percentiles'
+                          % (letters[1], init))
         if row == 0:
             _plot_percentiles(axes[row, 2], mlp_rows[_mlp_key(init, True, figure_lr)],
-                              '(c) with BN: 15/50/85th percentiles')
+                              '(c) %s init, with BN: 15/50/85th percentiles' % init)
     _plot_conv(axes[1, 2], conv)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

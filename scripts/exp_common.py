@@ -99,7 +99,7 @@ def _resized(images, image_size):
 
 
 def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
-                     seed, evals_at, momentum=0.0, image_size=None,
+                     seed, evals_at, momentum=0.0, linear_decay=False, image_size=None,
                      probe_fn=None, probe_size=1000, threads=1):
     """Trains ``model_fn`` on ``data`` and returns its learning curve.
 
@@ -108,7 +108,10 @@ def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
         twice under one variable scope, the second time reusing variables.
       data: a ``datasets.Dataset``.
       batch_size, learning_rate, num_steps, momentum: the SGD schedule
-        (momentum 0: plain SGD; no decay).
+        (momentum 0: plain SGD).
+      linear_decay: decay the learning rate linearly to 0 at ``num_steps``
+        (the final accuracy then no longer depends on where the last steps
+        happened to jump); False: constant.
       seed: graph-level TF seed and the seed of the batch order.
       evals_at: the steps after which the test accuracy is measured (step 0:
         before training).
@@ -138,11 +141,16 @@ def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
             eval_logits, eval_points = model_fn(inputs, is_training=False)
         tf1.losses.sparse_softmax_cross_entropy(labels, logits)
         total_loss = tf1.losses.get_total_loss()
+        global_step = tf1.train.get_or_create_global_step()
+        if linear_decay:
+            learning_rate = tf1.train.polynomial_decay(learning_rate, global_step,
+                                                       num_steps, 0.0, power=1.0)
         if momentum:
             optimizer = tf1.train.MomentumOptimizer(learning_rate, momentum)
         else:
             optimizer = tf1.train.GradientDescentOptimizer(learning_rate)
-        train_op = training.create_train_op(total_loss, optimizer, check_numerics=False)
+        train_op = training.create_train_op(total_loss, optimizer, global_step,
+                                            check_numerics=False)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(eval_logits, 1), labels), tf.int64))
         probes = probe_fn(eval_points) if probe_fn else {}
         config = tf1.ConfigProto(intra_op_parallelism_threads=threads,

@@ -4,7 +4,7 @@ Trains one network with batch, group, layer and instance norm at batch sizes
 32, 16, 8, 4 and 2, each run seeing the same number of training examples
 (``--examples``; so batch 2 takes 16x the steps of batch 32), with SGD
 momentum 0.9 and the learning rate scaled linearly with the batch size
-(``--base_lr`` at batch 32). Batch norm is evaluated with its moving
+(``--base_lr`` at batch 32) and decayed linearly to 0 over the run. Batch norm is evaluated with its moving
 averages (``is_training=False``). Then group norm with several group counts
 at batch 32 (the paper's group-number ablation; G=1 is layer norm's
 grouping).
@@ -60,7 +60,7 @@ CONV_DEPTHS = (32, 64, 128, 128)
 FC_UNITS = 128
 DEFAULT_GROUPS = 32  # the GN paper's default; capped at a layer's channel count
 MODEL_DEFAULTS = {  # per model: image size, examples seen per run, base lr
-    'small_convnet': dict(image_size=14, examples=8000, base_lr=0.05),
+    'small_convnet': dict(image_size=14, examples=20000, base_lr=0.05),
     'inception_v2': dict(image_size=64, examples=6000, base_lr=0.05),
 }
 # --quick: the 8x8 digits at their own size, fewer cells; flags given explicitly win.
@@ -115,7 +115,8 @@ def run_config(config):
     steps = max(1, config['examples'] // config['batch_size'])
     return exp_common.train_classifier(
         model_fn, data, batch_size=config['batch_size'], learning_rate=config['lr'],
-        momentum=0.9, num_steps=steps, seed=config['seed'],
+        momentum=0.9, linear_decay=config['lr_decay'] == 'linear', num_steps=steps,
+        seed=config['seed'],
         evals_at=exp_common.eval_steps(steps, config['evals']),
         image_size=config['image_size'], threads=config['threads'])
 
@@ -137,6 +138,7 @@ def make_configs(args):
     settings = QUICK if args.quick else FULL
     common = dict(model=args.model, image_size=args.image_size, examples=args.examples,
                   evals=settings['evals'], depth_multiplier=args.depth_multiplier,
+                  lr_decay=args.lr_decay,
                   threads=args.threads, quick=args.quick, data_dir=args.data_dir)
 
     def config(normalizer, groups, batch_size, seed, part):
@@ -263,6 +265,8 @@ def parse_args(argv=None):
     parser.add_argument('--lr_scaling', choices=('linear', 'none'), default='linear',
                         help="'linear' (the GN paper's): lr = base_lr * batch / 32; "
                              "'none': base_lr at every batch size")
+    parser.add_argument('--lr_decay', choices=('linear', 'none'), default='linear',
+                        help="'linear': to 0 at the last step; 'none': constant")
     parser.add_argument('--depth_multiplier', type=float, default=0.25,
                         help='inception_v2 only: channel multiplier')
     parser.add_argument('--plot_only', action='store_true',
@@ -301,7 +305,7 @@ def main(argv=None):
         'experiment': 'exp_gn_batch_size', 'quick': args.quick, 'seeds': args.seeds,
         'dataset': _dataset_name(args), 'model': args.model, 'image_size': args.image_size,
         'examples_per_run': args.examples, 'base_lr': args.base_lr,
-        'lr_scaling': args.lr_scaling,
+        'lr_scaling': args.lr_scaling, 'lr_decay': args.lr_decay,
         'reference_batch': REFERENCE_BATCH, 'batch_sizes': list(args.batch_sizes),
         'normalizers': list(args.normalizers), 'groups': list(args.groups),
         'default_groups': DEFAULT_GROUPS, 'conv_depths': CONV_DEPTHS, 'fc_units': FC_UNITS,
