@@ -21,6 +21,8 @@ Which layers carry the normalizer:
 - ``--model inception_v2 --image_size 64``: Inception V2 with
   ``--depth_multiplier`` (default 0.25), every conv but the first (slim's
   separable stem) normalized; there is no normalized fully-connected layer.
+  Its channel counts are multiples of 8 but not of 32, so its group norm has
+  8 channels per group, and there is no group-number ablation.
 
 Images are Fashion-MNIST (or ``--data_dir``'s IDX files) resized in the
 graph to ``--image_size`` (14 by default, to fit the 15-minute budget of a
@@ -59,6 +61,9 @@ REFERENCE_BATCH = 32
 CONV_DEPTHS = (32, 64, 128, 128)
 FC_UNITS = 128
 DEFAULT_GROUPS = 32  # the GN paper's default; capped at a layer's channel count
+# The reduced Inception's channel counts (multiples of 8, e.g. 48) are not all
+# divisible by 32 groups: its group norm uses 8 channels per group instead.
+INCEPTION_GROUP_SIZE = 8
 MODEL_DEFAULTS = {  # per model: image size, examples seen per run, base lr
     'small_convnet': dict(image_size=14, examples=20000, base_lr=0.05),
     'inception_v2': dict(image_size=64, examples=6000, base_lr=0.05),
@@ -94,7 +99,8 @@ def build_small_convnet(images, is_training, normalizer, groups, num_classes):
 def build_inception_v2(images, is_training, normalizer, groups, num_classes,
                        depth_multiplier):
     """Inception V2 reduced by depth_multiplier, global pool, no dropout."""
-    params = {'groups': groups} if normalizer == 'group' else None
+    del groups  # GN here has INCEPTION_GROUP_SIZE channels per group
+    params = {'group_size': INCEPTION_GROUP_SIZE} if normalizer == 'group' else None
     network_fn = nets_factory.get_network_fn(
         'inception_v2', num_classes, normalizer=normalizer, normalizer_params=params,
         batch_norm_decay=0.99, weight_decay=0.0, depth_multiplier=depth_multiplier,
@@ -195,17 +201,28 @@ def tables(summary, args):
             deltas.append('%+.1f' % (100 * (bn['test_error_mean'] - gn['test_error_mean'])))
         rows.append(['BN - GN'] + deltas)
     main = exp_common.markdown_table(header, rows)
-    groups = sorted(set(args.groups) | {DEFAULT_GROUPS}, reverse=True)
+    groups = _ablation_groups(summary, args.groups)
     ablation = exp_common.markdown_table(
         ['groups G'] + ['%d' % g for g in groups],
         [['GN, batch %d' % REFERENCE_BATCH]
          + [_error_text(_cell(summary, 'group', g, REFERENCE_BATCH)) for g in groups]])
     lr = ('lr %g x batch / %d' % (args.base_lr, REFERENCE_BATCH) if args.lr_scaling == 'linear'
           else 'lr %g at every batch size' % args.base_lr)
-    return ('## Test error by batch size (%s, %dx%d, %d examples seen per run, %s, mean ± std '
-            'over %d seeds)\n\n%s\n\n## Group norm: number of groups (batch %d)\n\n%s'
-            % (args.model, args.image_size, args.image_size, args.examples, lr, args.seeds,
-               main, REFERENCE_BATCH, ablation))
+    text = ('## Test error by batch size (%s, %dx%d, %d examples seen per run, %s, mean ± std '
+            'over %d seeds)\n\n%s' % (args.model, args.image_size, args.image_size,
+                                       args.examples, lr, args.seeds, main))
+    if groups:
+        text += '\n\n## Group norm: number of groups (batch %d)\n\n%s' % (REFERENCE_BATCH,
+                                                                          ablation)
+    return text
+
+
+def _ablation_groups(summary, groups):
+    """The group counts of the ablation with a cell at batch 32, largest first."""
+    if not groups:
+        return []
+    candidates = sorted(set(groups) | {DEFAULT_GROUPS}, reverse=True)
+    return [g for g in candidates if _cell(summary, 'group', g, REFERENCE_BATCH)]
 
 
 def plot(path, record):
@@ -218,7 +235,10 @@ def plot(path, record):
     args = argparse.Namespace(**{k: record[k] for k in (
         'normalizers', 'batch_sizes', 'groups', 'model', 'examples_per_run', 'dataset',
         'lr_scaling')})
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    groups = _ablation_groups(summary, args.groups)
+    fig, axes = plt.subplots(1, 2 if groups else 1, figsize=(11 if groups else 6, 4),
+                             squeeze=False)
+    left = axes[0, 0]
     for normalizer in args.normalizers:
         cells = [_cell(summary, normalizer, DEFAULT_GROUPS, b) for b in args.batch_sizes]
         left.errorbar([str(b) for b in args.batch_sizes],
@@ -230,16 +250,20 @@ def plot(path, record):
              title='%s on %s, %d examples seen' % (args.model, args.dataset,
                                                    args.examples_per_run))
     left.legend()
-    groups = sorted(set(args.groups) | {DEFAULT_GROUPS}, reverse=True)
+    if groups:
+        _plot_ablation(axes[0, 1], summary, groups)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def _plot_ablation(right, summary, groups):
     cells = [_cell(summary, 'group', g, REFERENCE_BATCH) for g in groups]
     right.bar([str(g) for g in groups], [100 * c['test_error_mean'] for c in cells],
               yerr=[100 * c['test_error_std'] for c in cells], capsize=3)
     right.set(xlabel='groups G (capped at each layer\'s channels)', ylabel='test error (%)',
               title='GN, batch %d: number of groups' % REFERENCE_BATCH)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
 
 
 def _dataset_name(args):
@@ -278,6 +302,11 @@ def parse_args(argv=None):
                         help='group counts of the ablation at batch 32 (given empty: skip it; '
                              'default: %s)' % ' '.join(map(str, ABLATION_GROUPS)))
     args = exp_common.parse(parser, argv)
+    if args.model == 'inception_v2':
+        if args.groups:
+            parser.error('--groups (the group-number ablation) is for the small convnet; '
+                         'Inception V2 uses %d channels per group' % INCEPTION_GROUP_SIZE)
+        args.groups = []
     defaults = dict(MODEL_DEFAULTS[args.model], **FULL)
     if args.quick:
         defaults.update(QUICK, image_size=QUICK_IMAGE_SIZE[args.model])
