@@ -133,17 +133,26 @@ def format_table(metrics):
     return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)
 
 
-def watch(config, directory, timeout=None, min_interval_secs=0, max_steps=None):
+def watch(config, directory, timeout=None, min_interval_secs=0, max_steps=None,
+          log=print):
     """Yields the metrics of each new checkpoint in ``directory`` as it appears.
 
     Stops when no new checkpoint came for ``timeout`` seconds (None: never),
-    or after evaluating one at ``max_steps`` or beyond.
+    or after evaluating one at ``max_steps`` or beyond. A checkpoint that the
+    trainer deleted (``max_to_keep``) before it could be read is skipped with
+    a line on ``log``: a slow evaluator falls behind, it does not crash.
     """
     if not os.path.isdir(directory):
         raise UsageError(f'checkpoint={directory!r}: --watch needs a training directory')
     evaluator = Evaluator(config)
     for checkpoint in tf1.train.checkpoints_iterator(directory, min_interval_secs, timeout):
-        metrics = evaluator.run(checkpoint)
+        try:
+            metrics = evaluator.run(checkpoint)
+        except (tf.errors.NotFoundError, ValueError):
+            if os.path.exists(checkpoint + '.index'):
+                raise
+            log(f'skipped {checkpoint}: deleted by the trainer before it could be evaluated')
+            continue
         yield metrics
         if max_steps is not None and metrics['global_step'] >= max_steps:
             return
