@@ -6,6 +6,8 @@ median of per-round ratios) and 'ratio_of_medians'; op rows a 'shape',
 network rows 'batch' and 'size'.
 """
 
+import math
+
 import bench_harness
 
 # (description, row selector, baseline selector, limit). A goal on several
@@ -23,8 +25,16 @@ def _shape(row):
     return "x".join(str(d) for d in row["shape"])
 
 
+def _ms(value, digits=3):
+    """`digits` significant digits without an exponent: 1060, 57.2, 0.0907."""
+    if value <= 0:
+        return "0"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(value))))
+    return "%.*f" % (decimals, value)
+
+
 def _cell(row):
-    return "%.2fx (%.3g ms ±%.2g)" % (row["ratio"], row["median_ms"], row["iqr_ms"])
+    return "%.2fx (%s ms ±%s)" % (row["ratio"], _ms(row["median_ms"]), _ms(row["iqr_ms"], 2))
 
 
 def ops_tables(rows):
