@@ -151,7 +151,11 @@ def batch_norm(inputs,
                                            axis, rank, dtype, inputs.dtype)
 
         def train():
-            """(outputs, batch mean, variance for the moving average, biased variance)."""
+            """(outputs, batch mean, variance for the moving average, the path's own variance).
+
+            The last one feeds batch renorm only, which always takes the
+            moments path, where that variance is the biased one it needs.
+            """
             if use_fused:
                 y, mean, variance = paths.fused_train(inputs, gamma_t, beta_t, epsilon,
                                                       data_format, rank)
@@ -166,16 +170,15 @@ def batch_norm(inputs,
                 unbiased = False
             count = paths.values_per_channel(inputs, axis, rank, dtype)
             moving = paths.convert_variance(variance, count, unbiased, moving_variance_estimator)
-            biased = paths.convert_variance(variance, count, unbiased, "biased")
-            return y, mean, moving, biased
+            return y, mean, moving, variance
 
         if training is False:
             outputs = infer()
         else:
             if training is True:
-                outputs, mean, variance, biased = train()
+                outputs, mean, variance, batch_variance = train()
             else:
-                outputs, mean, variance, biased = tf.cond(
+                outputs, mean, variance, batch_variance = tf.cond(
                     training, train,
                     lambda: (infer(), tf.convert_to_tensor(moving_mean),
                              tf.convert_to_tensor(moving_variance),
@@ -187,7 +190,7 @@ def batch_norm(inputs,
                     # r and d must read the renorm averages before they move;
                     # the renorm updates ride on the two usual ops, as in slim.
                     with tf.control_dependencies([outputs]):
-                        renorm_updates = batch_renorm.updates(*renorm_vars, mean, biased,
+                        renorm_updates = batch_renorm.updates(*renorm_vars, mean, batch_variance,
                                                               epsilon, renorm_decay)
                 with tf.control_dependencies(renorm_updates):
                     return [assign_moving_average(moving_mean, mean, decay, debias=debias),
@@ -223,7 +226,7 @@ def _transformed_normalize(x, mean, variance, shift, beta, gamma, epsilon, axis,
     if adjustment is None:
         scale, offset = gamma, beta
         if renorm_vars is not None:
-            r, d, _ = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars,
+            r, d = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars,
                                               clipping)
             scale, offset = _compose(r, d, scale, offset)
         return paths.moments_normalize(x, mean, variance, offset, scale, epsilon,
@@ -236,7 +239,7 @@ def _transformed_normalize(x, mean, variance, shift, beta, gamma, epsilon, axis,
     adj_scale, adj_bias = adjustment(tf.shape(x))
     scale, offset = _compose(tf.cast(adj_scale, dtype), tf.cast(adj_bias, dtype), b(gamma), b(beta))
     if renorm_vars is not None:
-        r, d, _ = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars, clipping)
+        r, d = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars, clipping)
         scale, offset = _compose(b(r), b(d), scale, offset)
     x_hat = tf.nn.batch_normalization(x, b(mean), b(variance), None, None, epsilon)
     return tf.cast(x_hat * scale + offset, out_dtype)

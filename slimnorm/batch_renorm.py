@@ -30,7 +30,7 @@ def create_variables(channels, dtype, variables_collections):
 
 
 def correction(mean, variance, epsilon, renorm_mean, renorm_stddev, clipping):
-    """Returns (r, d, batch stddev), r and d clipped and without gradient."""
+    """Returns (r, d), clipped and without gradient."""
     stddev = tf.sqrt(variance + epsilon)
     sigma = tf.convert_to_tensor(renorm_stddev)
     r = stddev / sigma
@@ -41,7 +41,7 @@ def correction(mean, variance, epsilon, renorm_mean, renorm_stddev, clipping):
         r = tf.minimum(r, clipping["rmax"])
     if clipping.get("dmax") is not None:
         d = tf.clip_by_value(d, -clipping["dmax"], clipping["dmax"])
-    return tf.stop_gradient(r, name="renorm_r"), tf.stop_gradient(d, name="renorm_d"), stddev
+    return tf.stop_gradient(r, name="renorm_r"), tf.stop_gradient(d, name="renorm_d")
 
 
 def updates(renorm_mean, renorm_stddev, mean, variance, epsilon, renorm_decay):
