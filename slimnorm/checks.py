@@ -3,12 +3,15 @@
 All checks run at graph-build time, before any variable exists, and every
 error names the argument, the value received and what is accepted (the
 Sonnet v1 rule): a wrong graph must never be built silently.
+
+TensorFlow is imported inside the checks that look at tensors, so that the
+command line can validate its flags with these same functions before
+TensorFlow loads.
 """
 
 import numbers
 
 import numpy as np
-import tensorflow as tf
 
 DATA_FORMATS = ("NHWC", "NCHW")
 
@@ -53,6 +56,7 @@ def positive(value, arg):
 
 def unit_interval(value, arg):
     """A Python number must lie in [0, 1]; tensors are accepted unchecked."""
+    import tensorflow as tf
     if isinstance(value, (tf.Tensor, tf.Variable)):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
@@ -88,6 +92,7 @@ def training_flag(is_training, arg="is_training"):
     tensor and the caller builds tf.cond branches. Anything else is an error:
     a float or int tensor would silently compare against zero.
     """
+    import tensorflow as tf
     if isinstance(is_training, (bool, np.bool_)):
         return bool(is_training)
     if isinstance(is_training, (tf.Tensor, tf.Variable)):
@@ -109,6 +114,7 @@ def training_flag(is_training, arg="is_training"):
 
 def param_dtype(inputs, arg="inputs"):
     """Dtype of parameters and statistics: float32 for half-precision inputs."""
+    import tensorflow as tf
     dtype = inputs.dtype.base_dtype
     if not dtype.is_floating:
         raise TypeError("%s must be a floating-point tensor, got dtype %s." % (
