@@ -1,0 +1,16 @@
+"""Export a nets_factory network for inference (frozen GraphDef, SavedModel).
+
+    python scripts/export_inference_graph.py --model_name small_convnet \\
+        --dataset_name digits --image_size 8 --num_channels 1 \\
+        --checkpoint_path runs/digits --fold_batch_norms \\
+        --output_file out/digits_frozen.pb --saved_model_dir out/digits_sm
+
+Same flags as the console command `slimnorm-export-inference-graph`; see
+--help and slimnorm/export/cli.py.
+"""
+import sys
+
+from slimnorm.export import cli
+
+if __name__ == '__main__':
+    sys.exit(cli.export_main())

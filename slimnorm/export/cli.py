@@ -1,0 +1,168 @@
+"""Command lines of slimnorm.export; flags are checked before TensorFlow loads.
+
+    slimnorm-export-inference-graph   (scripts/export_inference_graph.py)
+    slimnorm-precise-bn               (scripts/precise_bn.py)
+    slimnorm-caffe-to-checkpoint      (scripts/caffe_to_checkpoint.py)
+
+Each `*_main(argv=None)` returns the exit code: 0 done, 2 bad flags (one
+line on stderr, as argparse), 1 a failure while running.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+NORMALIZERS = ('batch', 'batch_renorm', 'group', 'layer', 'instance', 'none')
+DATA_FORMATS = ('NHWC', 'NCHW')
+
+EXPORT_DESCRIPTION = """\
+Export a nets_factory network for inference, as research/slim's
+export_inference_graph.py: a GraphDef whose input placeholder is `input`
+([batch_size, image_size, image_size, num_channels], NHWC; batch may be None)
+and whose outputs are the identity nodes `logits` and `probabilities`.
+Without --checkpoint_path the GraphDef holds the variables (as slim's);
+with it, it is frozen (weights as constants).
+
+Feed images preprocessed as the network was trained: small_convnet takes
+floats in [0, 1] (slimnorm.datasets); inception_v2 takes slim's inception
+preprocessing: RGB floats scaled to [-1, 1], central crop 0.875, resized to
+224x224 (nets.inception_eval.preprocess_for_eval)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
+def _quiet_tensorflow():
+    import logging
+    import warnings
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError('%r is not JSON (%s)' % (text, err))
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('%r is not a JSON object' % (text,))
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError('%r is not a positive integer' % (text,))
+    return value
+
+
+def add_model_flags(parser):
+    """The flags that rebuild the trained network (shared by the commands)."""
+    add = parser.add_argument
+    add('--model_name', default='inception_v2', help='small_convnet|inception_v2')
+    add('--normalizer', default='batch', choices=NORMALIZERS)
+    add('--data_format', default='NHWC', choices=DATA_FORMATS,
+        help="the network's layout (the input stays NHWC)")
+    add('--model_kwargs', type=_json_object, default={},
+        help='JSON object of further network arguments, e.g. '
+             '\'{"depth_multiplier": 0.5}\' or \'{"fc_units": 128}\'')
+    add('--image_size', type=_positive_int, default=None,
+        help="height and width (default: the network's default size)")
+    add('--num_channels', type=_positive_int, default=3)
+
+
+def export_parser():
+    parser = ArgumentParser(prog='export_inference_graph', description=EXPORT_DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_flags(parser)
+    add = parser.add_argument
+    add('--dataset_name', default=None,
+        help='imagenet|flowers|cifar10|mnist|digits|fashion_mnist|mnist_dir: '
+             'sets the number of classes (default imagenet unless --num_classes)')
+    add('--num_classes', type=_positive_int, default=None)
+    add('--labels_offset', type=int, default=0,
+        help='subtracted from the number of classes (slim: 1 drops background)')
+    add('--batch_size', type=_positive_int, default=None,
+        help='static batch size of `input` (default: any)')
+    add('--is_training', action='store_true',
+        help='build batch norm and dropout in training mode')
+    add('--output_file', required=True, help='the binary GraphDef to write')
+    add('--checkpoint_path', default=None,
+        help='checkpoint prefix or directory (its latest): freeze its values')
+    add('--fold_batch_norms', action='store_true',
+        help='fold eval-mode batch norm into the layer before it (needs '
+             '--checkpoint_path)')
+    add('--saved_model_dir', default=None,
+        help='also write a SavedModel (serving_default signature) here '
+             '(needs --checkpoint_path)')
+    return parser
+
+
+def _check_export_args(parser, args):
+    from slimnorm.export import names
+    if args.dataset_name is None and args.num_classes is None:
+        args.dataset_name = 'imagenet'
+    elif args.dataset_name is not None and args.num_classes is not None:
+        parser.error('give --dataset_name (%s) or --num_classes (%s), not both'
+                     % (args.dataset_name, args.num_classes))
+    for flag in ('fold_batch_norms', 'saved_model_dir'):
+        if getattr(args, flag) and not args.checkpoint_path:
+            parser.error('--%s needs --checkpoint_path: only a frozen graph '
+                         'can be folded or served' % flag)
+    if args.fold_batch_norms and args.is_training:
+        parser.error('--fold_batch_norms with --is_training: a training-mode '
+                     'batch norm normalizes with batch statistics and cannot be folded')
+    try:
+        return names.num_classes_for(args.dataset_name, args.num_classes,
+                                      args.labels_offset)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def export_main(argv=None):
+    parser = export_parser()
+    args = parser.parse_args(argv)
+    num_classes = _check_export_args(parser, args)
+    _quiet_tensorflow()
+    from slimnorm.export import fold, freeze, saved_model
+    try:
+        graph = freeze.build_inference_graph(
+            args.model_name, num_classes, image_size=args.image_size,
+            batch_size=args.batch_size, num_channels=args.num_channels,
+            is_training=args.is_training,
+            normalizer=None if args.normalizer == 'none' else args.normalizer,
+            data_format=args.data_format, **args.model_kwargs)
+    except ValueError as err:
+        parser.error(str(err))
+    if not args.checkpoint_path:
+        freeze.write_graph_def(graph.as_graph_def(), args.output_file)
+        print('Wrote %s (not frozen: no --checkpoint_path)' % args.output_file)
+        return 0
+    try:
+        graph_def = freeze.restore_and_freeze(graph, args.checkpoint_path)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.fold_batch_norms:
+        result = fold.fold_batch_norms(graph_def, freeze.OUTPUT_NAMES)
+        graph_def = result.graph_def
+        print('Folded %d batch norm(s) into the layer before them; %d into a '
+              'multiply-add' % (len(result.folded), len(result.affine)))
+    freeze.write_graph_def(graph_def, args.output_file)
+    print('Wrote %s (frozen, %d nodes)' % (args.output_file, len(graph_def.node)))
+    if args.saved_model_dir:
+        try:
+            saved_model.write_saved_model(graph_def, args.saved_model_dir)
+        except ValueError as err:
+            print('export_inference_graph: %s' % err, file=sys.stderr)
+            return 1
+        print('Wrote SavedModel %s' % args.saved_model_dir)
+    return 0
