@@ -166,3 +166,66 @@ def export_main(argv=None):
             return 1
         print('Wrote SavedModel %s' % args.saved_model_dir)
     return 0
+
+
+PRECISE_BN_DESCRIPTION = """\
+Precise batch norm: recompute every moving_mean / moving_variance of a
+checkpoint as the equal-weight average, over --num_batches training
+batches, of the batch statistics the trained weights produce (fvcore's
+update_bn_stats), and write a new checkpoint with everything else copied.
+Give the network flags the checkpoint was trained with."""
+
+
+def precise_bn_parser():
+    parser = ArgumentParser(prog='precise_bn', description=PRECISE_BN_DESCRIPTION)
+    add_model_flags(parser)
+    parser.set_defaults(model_name='small_convnet', image_size=None)
+    add = parser.add_argument
+    add('--dataset', default='digits', help='digits|fashion_mnist|mnist_dir (train split)')
+    add('--data_dir', default=None)
+    add('--checkpoint_path', required=True, help='checkpoint prefix or directory')
+    add('--output_path', required=True, help='prefix of the checkpoint to write')
+    add('--num_batches', type=_positive_int, default=200)
+    add('--batch_size', type=_positive_int, default=32)
+    add('--seed', type=int, default=0)
+    return parser
+
+
+def precise_bn_main(argv=None):
+    parser = precise_bn_parser()
+    args = parser.parse_args(argv)
+    _quiet_tensorflow()
+    import tensorflow as tf
+    from slimnorm import datasets
+    from slimnorm.export import freeze, precise_bn
+    try:
+        checkpoint = freeze.checkpoint_file(args.checkpoint_path)
+        data = datasets.load(args.dataset, args.data_dir)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+
+    def build(images):
+        if args.image_size:
+            images = tf.image.resize(images, [args.image_size, args.image_size])
+        from nets import nets_factory
+        network_fn = nets_factory.get_network_fn(
+            args.model_name, data.num_classes, is_training=True,
+            normalizer=None if args.normalizer == 'none' else args.normalizer,
+            data_format=args.data_format, **args.model_kwargs)
+        if args.data_format == 'NCHW':
+            images = tf.transpose(images, [0, 3, 1, 2])
+        return network_fn(images)
+
+    image_batches = precise_bn.batches(data.train_images, args.num_batches,
+                                       args.batch_size, args.seed)
+    try:
+        output, changes = precise_bn.precise_bn_checkpoint(
+            build, data.image_shape, checkpoint, args.output_path, image_batches)
+    except ValueError as err:
+        print('precise_bn: %s' % err, file=sys.stderr)
+        return 1
+    for name, (old, new) in sorted(changes.items()):
+        print('%-60s max |new - old| %.4g' % (name, float(abs(new - old).max())))
+    print('Wrote %s (%d statistics from %d batches of %d)'
+          % (output, len(changes), args.num_batches, args.batch_size))
+    return 0

@@ -1,0 +1,12 @@
+"""Folded vs unfolded batch norm, Inception V2 inference, one process.
+
+    python scripts/bench_fold.py [--quick] [--batch_sizes 1,32] [--json out.json]
+
+See slimnorm/export/fold_bench.py.
+"""
+import sys
+
+from slimnorm.export import fold_bench
+
+if __name__ == '__main__':
+    sys.exit(fold_bench.main())
