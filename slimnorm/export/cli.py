@@ -229,3 +229,50 @@ def precise_bn_main(argv=None):
     print('Wrote %s (%d statistics from %d batches of %d)'
           % (output, len(changes), args.num_batches, args.batch_size))
     return 0
+
+
+CAFFE_DESCRIPTION = """\
+Import Caffe BatchNorm (+ Scale) parameters into a slim checkpoint:
+<scope>/BatchNorm/{moving_mean, moving_variance} from the BatchNorm layer's
+blobs divided by its scale factor, {gamma, beta} from the Scale layer that
+follows it. Prints each layer's eps: build slimnorm.batch_norm with
+epsilon=eps to normalize as Caffe did. Caffe's use_global_stats: true is
+slim's is_training=False (stored statistics), false is is_training=True."""
+
+
+def caffe_parser():
+    parser = ArgumentParser(prog='caffe_to_checkpoint', description=CAFFE_DESCRIPTION)
+    add = parser.add_argument
+    add('--caffemodel', required=True, help='binary .caffemodel (NetParameter)')
+    add('--mapping', required=True, type=_json_object,
+        help='JSON object {Caffe BatchNorm layer name: slim scope}, e.g. '
+             '\'{"conv1/bn": "MyNet/conv1"}\'')
+    add('--output_path', required=True, help='prefix of the checkpoint to write')
+    add('--base_checkpoint', default=None,
+        help='copy every tensor of this checkpoint, replacing the imported ones')
+    return parser
+
+
+def caffe_main(argv=None):
+    parser = caffe_parser()
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.caffemodel):
+        parser.error('--caffemodel %r is not a file' % (args.caffemodel,))
+    bad = {k: v for k, v in args.mapping.items() if not isinstance(v, str) or not v}
+    if not args.mapping or bad:
+        parser.error('--mapping must map layer names to non-empty scope strings; got %r'
+                     % (bad or args.mapping,))
+    _quiet_tensorflow()
+    from slimnorm.export import caffe
+    try:
+        output, info = caffe.caffe_to_checkpoint(args.caffemodel, args.mapping,
+                                                 args.output_path, args.base_checkpoint)
+    except ValueError as err:
+        print('caffe_to_checkpoint: %s' % err, file=sys.stderr)
+        return 1
+    for name, layer in sorted(info.items()):
+        print('%s -> %s: eps %.6g (set epsilon=%.6g), decay %.6g, use_global_stats %s, '
+              'Scale layer %s' % (name, args.mapping[name], layer['eps'], layer['eps'],
+                                  layer['decay'], layer['use_global_stats'], layer['scale']))
+    print('Wrote %s' % output)
+    return 0

@@ -1,0 +1,14 @@
+"""Import Caffe BatchNorm + Scale parameters into a slim checkpoint.
+
+    python scripts/caffe_to_checkpoint.py --caffemodel net.caffemodel \\
+        --mapping '{"conv1/bn": "MyNet/conv1"}' --output_path out/model.ckpt
+
+Same flags as the console command `slimnorm-caffe-to-checkpoint`; see
+--help and slimnorm/export/caffe.py.
+"""
+import sys
+
+from slimnorm.export import cli
+
+if __name__ == '__main__':
+    sys.exit(cli.caffe_main())
