@@ -1,4 +1,5 @@
 """Precise BN against numpy statistics of each layer's input, batch by batch."""
+import json
 import os
 import subprocess
 import sys
@@ -107,3 +108,15 @@ def test_command_on_a_train_py_checkpoint(tmp_path):
     new = checkpoints.read_checkpoint(str(tmp_path / 'precise' / 'model.ckpt'))
     old = checkpoints.read_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'train')))
     assert sorted(new) == sorted(old)
+
+
+def test_experiment_quick_run_writes_table_json_and_plot(tmp_path, capsys):
+    from slimnorm.export import precise_bn_experiment
+    assert precise_bn_experiment.main(['--quick', '--out_dir', str(tmp_path)]) == 0
+    assert (tmp_path / 'exp_precise_bn.png').stat().st_size > 10000
+    results = json.loads((tmp_path / 'exp_precise_bn.json').read_text())
+    assert sorted(results) == sorted(s[0] for s in precise_bn_experiment.SETTINGS)
+    for result in results.values():
+        assert result['steps'] == [20, 40]
+        assert all(0.0 <= a <= 1.0 for a in result['ema'] + result['precise'])
+    assert '| test accuracy: EMA -> precise BN | step 20 | step 40 |' in capsys.readouterr().out

@@ -111,20 +111,17 @@ def average_statistics(sess, tensors, feeds):
 
 
 def batches(images, num_batches, batch_size, seed=0):
-    """`num_batches` batches of `images` drawn without replacement per epoch."""
-    if num_batches < 1 or batch_size < 1:
-        raise ValueError('num_batches=%r and batch_size=%r must be >= 1'
-                         % (num_batches, batch_size))
+    """`num_batches` batches of `images`, each epoch in a seeded random order
+    (slimnorm.datasets.BatchSchedule, as training draws them)."""
+    from slimnorm.datasets import BatchSchedule
+    if num_batches < 1:
+        raise ValueError('num_batches=%r must be >= 1' % (num_batches,))
     if batch_size > len(images):
         raise ValueError('batch_size=%d is larger than the %d images'
                          % (batch_size, len(images)))
-    rng = np.random.RandomState(seed)
-    order = np.empty(0, np.int64)
-    for _ in range(num_batches):
-        if len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(len(images))])
-        yield images[order[:batch_size]]
-        order = order[batch_size:]
+    schedule = BatchSchedule(len(images), batch_size, seed)
+    for step in range(num_batches):
+        yield images[schedule.indices(step)]
 
 
 def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,

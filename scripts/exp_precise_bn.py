@@ -1,0 +1,13 @@
+"""Precise BN vs moving averages on digits: table, JSON and PNG.
+
+    python scripts/exp_precise_bn.py --out_dir docs
+    python scripts/exp_precise_bn.py --quick --out_dir /tmp/exp
+
+See slimnorm/export/precise_bn_experiment.py.
+"""
+import sys
+
+from slimnorm.export import precise_bn_experiment
+
+if __name__ == '__main__':
+    sys.exit(precise_bn_experiment.main())
