@@ -68,3 +68,20 @@ def eval_logits(checkpoint, model_name, inputs, **build_kwargs):
 
 def op_types(graph_def):
     return {node.op for node in graph_def.node}
+
+
+def nchw_runs_on_cpu():
+    """Whether an NCHW conv and max-pool run here (oneDNN's CPU kernels do;
+    with TF_ENABLE_ONEDNN_OPTS=0 TensorFlow has no NCHW conv on CPU)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.zeros([1, 2, 4, 4])
+        y = tf.nn.max_pool2d(tf.nn.conv2d(x, tf.zeros([1, 1, 2, 2]), 1, 'SAME',
+                                          data_format='NCHW'), 2, 2, 'SAME',
+                             data_format='NCHW')
+    try:
+        with tf1.Session(graph=graph) as sess:
+            sess.run(y)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        return False
+    return True

@@ -10,6 +10,13 @@ from tests import export_helpers as helpers
 
 tf1 = tf.compat.v1
 BATCH_NORM_OPS = set(fold.FUSED_BATCH_NORM_OPS)
+# NCHW graphs are run, not only inspected: oneDNN's CPU kernels take NCHW.
+needs_nchw = pytest.mark.skipif(not helpers.nchw_runs_on_cpu(),
+                                reason='no NCHW conv on this CPU build (oneDNN off)')
+
+
+def _layouts():
+    return ['NHWC', pytest.param('NCHW', marks=needs_nchw)]
 
 
 def _fold_network(tmp_path, model_name, size, channels, steps=5, batch_size=8, **kwargs):
@@ -33,7 +40,7 @@ def _batch_norm_nodes(graph_def):
             if n.op in BATCH_NORM_OPS or n.op in ('Rsqrt', 'Mul')]
 
 
-@pytest.mark.parametrize('data_format', ['NHWC', 'NCHW'])
+@pytest.mark.parametrize('data_format', _layouts())
 @pytest.mark.parametrize('normalizer', ['batch', 'batch_renorm'])
 def test_small_convnet_fold_matches_eval_graph(tmp_path, data_format, normalizer):
     # fc_units adds a rank-2 batch norm after a MatMul; renorm's eval graph is
@@ -53,6 +60,7 @@ def test_small_convnet_fold_matches_eval_graph(tmp_path, data_format, normalizer
     assert {n.attr['data_format'].s.decode() for n in bias_adds} == {data_format}
 
 
+@needs_nchw
 def test_nchw_fold_matches_nhwc_eval_graph(tmp_path):
     """Cross-layout: NCHW folded logits against the NHWC eval graph of the same weights."""
     checkpoint, _, _, _, folded = _fold_network(
@@ -63,7 +71,7 @@ def test_nchw_fold_matches_nhwc_eval_graph(tmp_path):
     assert helpers.rel_err(folded, nhwc) < 1e-4
 
 
-@pytest.mark.parametrize('data_format', ['NHWC', 'NCHW'])
+@pytest.mark.parametrize('data_format', _layouts())
 def test_inception_v2_fold_matches_eval_graph(tmp_path, data_format):
     # A narrow Inception V2 (depth_multiplier 0.1) at 64x64 keeps this to
     # seconds; every one of its batch norms (68; 69 when the first layer is
