@@ -165,3 +165,13 @@ def test_unfrozen_graph_is_refused():
         fold.fold_batch_norms(graph.as_graph_def(), ['out'])
     with pytest.raises(TypeError, match='graph_def must be'):
         fold.fold_batch_norms(graph, ['out'])
+
+
+def test_benchmark_runs_both_graphs_and_they_agree():
+    """One round of the benchmark's depthwise block (speed is not checked here)."""
+    from slimnorm.export import fold_bench
+    result = fold_bench.measure_batch('block', 2, 12, rounds=1, calls_per_sample=1)
+    assert result['folded_batch_norms'] == 2
+    assert result['nodes']['folded'] < result['nodes']['unfolded']
+    assert result['max_rel_err'] < 1e-4 and result['speedup'] > 0
+    assert '| block, 2x12x12 | on |' in fold_bench.report([result])

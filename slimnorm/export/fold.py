@@ -29,6 +29,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from slimnorm.export.names import short_list
+
 tf1 = tf.compat.v1
 
 FUSED_BATCH_NORM_OPS = ('FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3')
@@ -353,10 +355,9 @@ def fold_batch_norms(graph_def, output_names=None):
     variables = sorted(n.name for n in graph_def.node if n.op in VARIABLE_OPS)
     if variables:
         raise ValueError(
-            'graph_def holds variables (%s%s): fold_batch_norms needs a frozen '
+            'graph_def holds variables (%s): fold_batch_norms needs a frozen '
             'GraphDef; freeze it first (slimnorm.export.freeze.freeze_session, '
-            'or fold_session on a restored session)'
-            % (', '.join(variables[:3]), ', ...' if len(variables) > 3 else ''))
+            'or fold_session on a restored session)' % short_list(variables))
     original = tf1.GraphDef()
     original.CopyFrom(graph_def)
     output_names = list(output_names or _sinks(original))

@@ -41,3 +41,9 @@ def num_classes_for(dataset_name=None, num_classes=None, labels_offset=0):
         raise ValueError('num_classes - labels_offset = %d - %d leaves no class'
                          % (num_classes, labels_offset))
     return classes
+
+
+def short_list(names, limit=3):
+    """'a, b, c, ...': the first `limit` names of a list, for error messages."""
+    names = list(names)
+    return ', '.join(names[:limit]) + (', ...' if len(names) > limit else '')

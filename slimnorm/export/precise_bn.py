@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from slimnorm.export import checkpoints
+from slimnorm.export.names import short_list
 
 tf1 = tf.compat.v1
 
@@ -77,10 +78,9 @@ def statistic_tensors(graph):
     missing = [name for name in moving if name not in found]
     if missing:
         raise ValueError(
-            'no moving-average update v -= (v - value) * (1 - decay) for %s%s; '
+            'no moving-average update v -= (v - value) * (1 - decay) for %s; '
             'build the network with is_training=True (a Python bool) and '
-            'without zero_debias_moving_mean'
-            % (', '.join(missing[:3]), ', ...' if len(missing) > 3 else ''))
+            'without zero_debias_moving_mean' % short_list(missing))
     return found
 
 
