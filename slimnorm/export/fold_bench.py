@@ -4,9 +4,9 @@ Both graphs are the same frozen network (random weights, moving statistics
 set to non-trivial values: speed does not depend on them); one is passed
 through `fold.fold_batch_norms`. Networks: Inception V2 (every batch norm
 after a conv), and 'block', conv 3x3 - BN - ReLU - depthwise 3x3 - BN -
-ReLU on 56x56x32 inputs (the block of the issue that asked for folding). Each runs in its own Session with
-TensorFlow's default graph optimizations (grappler, oneDNN), as a server
-would run it. The two are called in alternation, one sample each per round,
+ReLU on 56x56x32 inputs (the block of the issue that asked for folding).
+Each runs in its own Session with TensorFlow's default graph optimizations
+(grappler, oneDNN), as a server would run it. The two are called in alternation, one sample each per round,
 in rotating order; the reported speed-up is the median over rounds of
 unfolded time / folded time within the round, so that load from other
 processes, which comes and goes over seconds, hits both sides of a pair.
@@ -15,8 +15,8 @@ With --no_remapper the sessions also run with grappler's remapper off:
 the remapper is what fuses Conv2D + FusedBatchNorm + ReLU into one oneDNN
 op on its own, so this shows what folding saves a runtime that does not.
 
-    python scripts/bench_fold.py                 # batch 1 and 32, 224x224
-    python scripts/bench_fold.py --quick         # batch 1 and 2, 96x96, 3 rounds
+    python scripts/bench_fold.py                 # batch 1 and 32 (Inception at 224x224)
+    python scripts/bench_fold.py --quick         # batch 1 and 2, small inputs, 3 rounds
 """
 
 import json
