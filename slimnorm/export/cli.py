@@ -65,7 +65,8 @@ def _positive_int(text):
     return value
 
 
-def add_model_flags(parser):
+def add_model_flags(parser, num_channels=True,
+                    image_size_help="height and width (default: the network's default size)"):
     """The flags that rebuild the trained network (shared by the commands)."""
     add = parser.add_argument
     add('--model_name', default='inception_v2', help='small_convnet|inception_v2')
@@ -76,8 +77,9 @@ def add_model_flags(parser):
         help='JSON object of further network arguments, e.g. '
              '\'{"depth_multiplier": 0.5}\' or \'{"fc_units": 128}\'')
     add('--image_size', type=_positive_int, default=None,
-        help="height and width (default: the network's default size)")
-    add('--num_channels', type=_positive_int, default=3)
+        help=image_size_help)
+    if num_channels:
+        add('--num_channels', type=_positive_int, default=3)
 
 
 def export_parser():
@@ -178,8 +180,10 @@ Give the network flags the checkpoint was trained with."""
 
 def precise_bn_parser():
     parser = ArgumentParser(prog='precise_bn', description=PRECISE_BN_DESCRIPTION)
-    add_model_flags(parser)
-    parser.set_defaults(model_name='small_convnet', image_size=None)
+    add_model_flags(parser, num_channels=False,  # the data set's channels
+                    image_size_help='resize the images to this square size, as '
+                                    'train.py --image_size did (default: as stored)')
+    parser.set_defaults(model_name='small_convnet')
     add = parser.add_argument
     add('--dataset', default='digits', help='digits|fashion_mnist|mnist_dir (train split)')
     add('--data_dir', default=None)
