@@ -70,3 +70,14 @@ def test_unfrozen_export_and_bad_flags(tmp_path, capsys):
         stderr = capsys.readouterr().err
         assert exit_info.value.code == 2 and message in stderr, (args, stderr)
         assert len(stderr.strip().splitlines()) == 1
+
+
+def test_checkpoint_of_another_network_is_one_line(tmp_path, capsys):
+    checkpoint = helpers.train_checkpoint(str(tmp_path), 'small_convnet', 8, steps=1,
+                                          depths=[4, 4])
+    code = cli.export_main(['--model_name', 'small_convnet', '--num_classes', '10',
+                            '--image_size', '8', '--num_channels', '1',
+                            '--checkpoint_path', checkpoint,
+                            '--output_file', str(tmp_path / 'x.pb')])
+    err = capsys.readouterr().err
+    assert code == 1 and 'cannot restore' in err and len(err.strip().splitlines()) == 1

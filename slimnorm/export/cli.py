@@ -135,6 +135,7 @@ def export_main(argv=None):
     args = parser.parse_args(argv)
     num_classes = _check_export_args(parser, args)
     _quiet_tensorflow()
+    import tensorflow as tf
     from slimnorm.export import fold, freeze, saved_model
     try:
         graph = freeze.build_inference_graph(
@@ -153,6 +154,11 @@ def export_main(argv=None):
         graph_def = freeze.restore_and_freeze(graph, args.checkpoint_path)
     except ValueError as err:
         parser.error(str(err))
+    except tf.errors.OpError as err:  # e.g. a checkpoint of another network
+        print('export_inference_graph: cannot restore %s into %s: %s'
+              % (args.checkpoint_path, args.model_name, err.message.splitlines()[0]),
+              file=sys.stderr)
+        return 1
     if args.fold_batch_norms:
         result = fold.fold_batch_norms(graph_def, freeze.OUTPUT_NAMES)
         graph_def = result.graph_def
