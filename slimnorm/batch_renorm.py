@@ -14,10 +14,33 @@ Variables (as tf-slim/Keras named them): `renorm_mean` (init 0) and
 
 import tensorflow as tf
 
-from slimnorm import variables
+from slimnorm import checks, variables
 from slimnorm.moving_averages import assign_moving_average
 
 CLIPPING_KEYS = ("rmax", "rmin", "dmax")
+VARIABLE_NAMES = ("renorm_mean", "renorm_stddev")
+
+
+def check_clipping(renorm_clipping):
+    """The clipping dict, checked: known keys, and bounds that admit r=1, d=0.
+
+    r = 1 and d = 0 (no correction) is where training meets inference, so a
+    bound that excludes it (rmax < 1, rmin > 1, dmax < 0) or contradicts
+    another (rmin > rmax) can only make a model that never evaluates as it
+    trained. Tensor values (schedules) are accepted as they are.
+    """
+    clipping = checks.dict_keys(renorm_clipping, CLIPPING_KEYS, "renorm_clipping")
+    numbers_ = {key: value for key, value in clipping.items()
+                if value is not None and not isinstance(value, (tf.Tensor, tf.Variable))}
+    for key, value in numbers_.items():
+        checks.non_negative(value, "renorm_clipping[%r]" % key)
+    accepted = "accepted are 0 <= rmin <= 1 <= rmax and dmax >= 0"
+    if numbers_.get("rmax", 1) < 1 or numbers_.get("rmin", 1) > 1:
+        raise ValueError("renorm_clipping=%r leaves out r = 1, the value where training "
+                         "matches inference; %s." % (renorm_clipping, accepted))
+    if numbers_.get("rmin", 0) > numbers_.get("rmax", float("inf")):
+        raise ValueError("renorm_clipping=%r has rmin > rmax; %s." % (renorm_clipping, accepted))
+    return clipping
 
 
 def create_variables(channels, dtype, variables_collections):

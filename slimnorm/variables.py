@@ -38,7 +38,7 @@ def _check_reuse_shape(name, shape):
 
 
 def parameter(name, shape, dtype, initializers, regularizers, variables_collections,
-              trainable, default_initializer, partitioned=True, extra_collections=()):
+              trainable, default_initializer, partitioned=True):
     """Creates (or reuses) one model variable `name` under the current scope.
 
     `initializers`/`regularizers` are the user's dicts keyed by parameter name.
@@ -48,7 +48,6 @@ def parameter(name, shape, dtype, initializers, regularizers, variables_collecti
     """
     _check_reuse_shape(name, shape)
     collections = list(collections_for(variables_collections, name) or [])
-    collections += [c for c in extra_collections if c not in collections]
     kwargs = dict(
         shape=shape,
         dtype=dtype,

@@ -18,3 +18,15 @@ def rel_err(actual, expected):
     """Max abs error relative to the scale of the expected values."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-12)
+
+
+def after_updates(variable_name):
+    """The variable named `*/variable_name`, read after every UPDATE_OPS entry ran.
+
+    slim's default path collects update operations, whose run returns None,
+    so tests read the moving averages themselves.
+    """
+    import tf_slim as slim
+    variable = slim.get_variables_by_name(variable_name)[0]
+    with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
+        return tf.identity(variable.read_value())

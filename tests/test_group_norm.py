@@ -267,12 +267,13 @@ def test_outputs_collections_activation_and_initializers(name):
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
-def test_half_precision_inputs_use_float32_parameters(name, dtype):
+def test_half_precision_inputs_keep_slims_parameter_dtype(name, dtype):
+    """slim created beta/gamma in the inputs' dtype; its float16 checkpoints restore."""
     layer, _ = LAYERS[name]
     with tf.Graph().as_default():
         y = layer(tf.ones([2, 4, 4, 8], dtype))
         assert y.dtype == dtype
-        assert {v.dtype.base_dtype for v in tf1.global_variables()} == {tf.float32}
+        assert {v.dtype.base_dtype for v in tf1.global_variables()} == {dtype}
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -322,32 +323,33 @@ def _unknown_channels():
 
 
 @pytest.mark.parametrize("inputs, kwargs, error, message", [
-    (lambda: tf.ones([2, 4, 4, 8]), {"groups": 16}, ValueError, "groups=16 is larger than the 8"),
-    (lambda: tf.ones([2, 4, 4, 12]), {"groups": 8}, ValueError, "groups=8 does not divide the 12"),
+    (lambda: tf.ones([2, 4, 4, 8]), {"groups": 16}, ValueError, "Invalid groups 16 for 8 channels: groups=16 is larger"),
+    (lambda: tf.ones([2, 4, 4, 12]), {"groups": 8}, ValueError, "12 channels is not commensurate with 8 groups: groups=8 does not divide"),
     (lambda: tf.ones([2, 4, 4, 8]), {"groups": 0}, ValueError, "groups must be an integer >= 1"),
     (lambda: tf.ones([2, 4, 4, 8]), {"groups": 2.0}, TypeError, "groups must be an integer"),
     (lambda: tf.ones([2, 4, 4, 12]), {"group_size": 5}, ValueError,
      "group_size=5 does not divide the 12"),
     (lambda: tf.ones([2, 4, 4, 12]), {"groups": 2, "group_size": 4}, ValueError,
      "groups=2 and group_size=4 disagree"),
-    (_unknown_channels, {}, ValueError, "unknown channels dimension"),
-    (lambda: tf1.placeholder(tf.float32), {}, ValueError, "unknown rank"),
-    (lambda: tf.ones([2, 4, 4, 8]), {"epsilon": 0.0}, ValueError, "epsilon must be a number > 0"),
+    (_unknown_channels, {}, ValueError, "undefined channel dimension"),
+    (lambda: tf1.placeholder(tf.float32), {}, ValueError, "undefined rank"),
+    (lambda: tf.ones([2, 4, 4, 8]), {"epsilon": -1e-6}, ValueError, "epsilon must be a number >= 0, got -1e-06"),
     (lambda: tf.ones([2, 4, 4, 8]), {"param_initializers": {"moving_mean": None}},
      ValueError, "param_initializers has unknown keys \\['moving_mean'\\]"),
     (lambda: tf.ones([2, 4, 4, 8]), {"param_regularizers": {"alpha": None}},
      ValueError, "param_regularizers has unknown keys"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (-2, -1)}, ValueError,
-     "includes the channels axis"),
+     "mutually exclusive with channels_axis: reduction_axes=\\(-2, -1\\) includes the "
+     "channels axis"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (1, -3)}, ValueError,
      "names an axis twice"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (-5,)}, ValueError,
-     "reduction_axes entry=-5 is out of range for inputs of rank 4"),
-    (lambda: tf.ones([2, 8]), {}, ValueError, "reduction_axes entry=-3 is out of range"),
+     "Axis is out of bounds: reduction_axes entry=-5 for inputs of rank 4"),
+    (lambda: tf.ones([2, 8]), {}, ValueError, "Axis is out of bounds: reduction_axes entry=-3"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": None}, TypeError,
      "reduction_axes must be a sequence"),
     (lambda: tf.ones([2, 4, 4, 8]), {"channels_axis": 4}, ValueError,
-     "channels_axis=4 is out of range"),
+     "Axis is out of bounds: channels_axis=4 for inputs of rank 4"),
     (lambda: tf.ones([2, 4, 4, 8]), {"mean_close_to_zero": "yes"}, TypeError,
      "mean_close_to_zero must be True or False"),
     (lambda: tf.ones([2, 4, 4, 8]), {"activation_fn": "relu"}, TypeError,
