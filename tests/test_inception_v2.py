@@ -206,15 +206,15 @@ def test_arg_scope_with_another_data_format_is_refused():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'depth_multiplier': 0.0}, 'depth_multiplier=0.0'),
-    ({'depth_multiplier': -1}, 'depth_multiplier=-1'),
-    ({'final_endpoint': 'Mixed_6a'}, "'Mixed_6a'.*Mixed_5c"),
+    ({'depth_multiplier': 0.0}, r'(?=.*depth_multiplier)(?=.*0\.0)'),
+    ({'depth_multiplier': -1}, r'(?=.*depth_multiplier)(?=.*-1)'),
+    ({'final_endpoint': 'Mixed_6a'}, "(?=.*final_endpoint)(?=.*'Mixed_6a')(?=.*Mixed_5c)"),
     ({'final_endpoint': 'Conv2d_2b_1x1', 'include_root_block': False},
-     "'Conv2d_2b_1x1' is unknown with include_root_block=False"),
+     "(?=.*include_root_block=False)(?=.*'Conv2d_2b_1x1')"),
     ({'data_format': 'NCHW', 'shape': (2, 3, 224, 224)},
      'use_separable_conv=True'),
-    ({'data_format': 'CHWN'}, "'CHWN'.*NHWC, NCHW"),
-    ({'shape': (224, 224, 3)}, r'rank-4.*\(224, 224, 3\)'),
+    ({'data_format': 'CHWN'}, "(?=.*data_format)(?=.*'CHWN')(?=.*NHWC)(?=.*NCHW)"),
+    ({'shape': (224, 224, 3)}, r'(?=.*inputs)(?=.*rank 3)(?=.*\(224, 224, 3\))'),
 ])
 def test_errors_name_the_argument_and_value(kwargs, message):
     with tf.Graph().as_default():
@@ -225,7 +225,7 @@ def test_errors_name_the_argument_and_value(kwargs, message):
 
 def test_classifier_refuses_bad_depth_multiplier_too():
     with tf.Graph().as_default():
-        with pytest.raises(ValueError, match='depth_multiplier=0'):
+        with pytest.raises(ValueError, match='depth_multiplier'):
             build(depth_multiplier=0)
 
 

@@ -22,25 +22,21 @@ directory, e.g. MNIST itself; ``--quick``: scikit-learn's 8x8 digits):
 
 Writes exp_bn_speedup.{json,md,png} into --out_dir and prints the tables.
 
-    python scripts/exp_bn_speedup.py --out_dir docs
-    python scripts/exp_bn_speedup.py --quick --out_dir /tmp/exp
+    slimnorm-exp-bn-speedup --out_dir docs      # scripts/exp_bn_speedup.py: the same
+    slimnorm-exp-bn-speedup --quick --out_dir /tmp/exp
 """
 import argparse
 import functools
 import os
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import exp_common  # noqa: E402
-import slimnorm  # noqa: E402
-from nets import nets_factory  # noqa: E402
+import slimnorm
+from nets import nets_factory
+from slimnorm.bench import experiments as exp_common
 
 tf1 = tf.compat.v1
 
@@ -312,7 +308,8 @@ def main(argv=None):
     args = exp_common.parse(parser, argv)
     png = os.path.join(args.out_dir, 'exp_bn_speedup.png')
     if args.plot_only:
-        return plot(png, exp_common.read_record(args.out_dir, 'exp_bn_speedup'))
+        plot(png, exp_common.read_record(args.out_dir, 'exp_bn_speedup'))
+        return 0
     settings = SETTINGS['quick' if args.quick else 'full']
     figure_lr = args.figure_lr or settings['mlp_lrs'][len(settings['mlp_lrs']) // 2]
     start = time.time()
@@ -356,7 +353,7 @@ def main(argv=None):
     if plot(png, record):
         print('plot: %s' % png)
     print('wall time: %.0f s' % (time.time() - start))
-    return record
+    return 0
 
 
 if __name__ == '__main__':

@@ -31,25 +31,20 @@ full run on 2 cores); ``--quick`` uses the 8x8 digits and few examples.
 Writes exp_gn_batch_size.{json,md,png} into --out_dir (with _inception_v2 and
 _lr_unscaled in the name for those settings) and prints the tables.
 
-    python scripts/exp_gn_batch_size.py --out_dir docs
-    python scripts/exp_gn_batch_size.py --quick --out_dir /tmp/exp
+    slimnorm-exp-gn-batch-size --out_dir docs      # scripts/exp_gn_batch_size.py: the same
+    slimnorm-exp-gn-batch-size --quick --out_dir /tmp/exp
 """
 import argparse
 import functools
 import os
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import exp_common  # noqa: E402
-from nets import nets_factory  # noqa: E402
-from nets import small_convnet  # noqa: E402
+from nets import nets_factory, small_convnet
+from slimnorm.bench import experiments as exp_common
 
 tf1 = tf.compat.v1
 
@@ -323,7 +318,8 @@ def main(argv=None):
     stem = output_stem(args)
     png = os.path.join(args.out_dir, stem + '.png')
     if args.plot_only:
-        return plot(png, exp_common.read_record(args.out_dir, stem))
+        plot(png, exp_common.read_record(args.out_dir, stem))
+        return 0
     start = time.time()
     configs = make_configs(args)
     results = exp_common.run_all(run_config, configs, args.workers)
@@ -344,7 +340,7 @@ def main(argv=None):
     if plot(png, record):
         print('plot: %s' % png)
     print('wall time: %.0f s' % (time.time() - start))
-    return record
+    return 0
 
 
 if __name__ == '__main__':

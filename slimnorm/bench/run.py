@@ -1,17 +1,16 @@
-#!/usr/bin/env python
 """slimnorm's benchmark: normalisation ops and Inception V2 steps, as ratios.
 
-    .venv/bin/python scripts/bench.py              # full run, ~15-25 min
-    .venv/bin/python scripts/bench.py --quick      # reduced set, < 1 min
-    .venv/bin/python scripts/bench.py --skip-nets --reps 30 --out out/ops.json
+    slimnorm-bench              # full run, ~15-25 min (scripts/bench.py: the same)
+    slimnorm-bench --quick      # reduced set, < 1 min
+    slimnorm-bench --skip-nets --reps 30 --out out/ops.json
 
 Everything runs in this one process, in graph mode with tf.compat.v1.Session,
 after warm-up, with the cases compared timed in interleaved repetitions
-(see bench_harness). Reported: median milliseconds, inter-quartile range and
+(see slimnorm.bench.harness). Reported: median milliseconds, inter-quartile range and
 the ratio to the baseline of the group (the median over rounds of the
 per-round ratio; the ratio of the medians is in the JSON too): TF's fused batch norm
-kernel for the ops (scripts/bench_ops.py), the same network with that kernel
-called directly for Inception V2 (scripts/bench_nets.py). Quote ratios:
+kernel for the ops (slimnorm.bench.ops), the same network with that kernel
+called directly for Inception V2 (slimnorm.bench.networks). Quote ratios:
 absolute times on a shared machine move by tens of percent.
 
 Prints markdown tables on stdout, progress on stderr, and writes the JSON
@@ -27,16 +26,13 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [p for p in (ROOT, os.path.dirname(os.path.abspath(__file__)))
-                if p not in sys.path]
 
 import tensorflow as tf  # noqa: E402
 
-import bench_harness  # noqa: E402
-import bench_nets  # noqa: E402
-import bench_ops  # noqa: E402
-import bench_report  # noqa: E402
+from slimnorm.bench import harness as bench_harness  # noqa: E402
+from slimnorm.bench import networks as bench_nets  # noqa: E402
+from slimnorm.bench import ops as bench_ops  # noqa: E402
+from slimnorm.bench import report as bench_report  # noqa: E402
 
 SHAPES = ([32, 56, 56, 192], [32, 28, 28, 256], [32, 14, 14, 576], [32, 7, 7, 1024],
           [32, 8, 8, 64])

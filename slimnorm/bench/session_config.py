@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Should training and evaluation turn oneDNN on, or pin the thread pools?
 
-    .venv/bin/python scripts/bench_config.py                # ~15 min
-    .venv/bin/python scripts/bench_config.py --rounds 1 --steps 50
+    slimnorm-bench-config                  # ~15 min (scripts/bench_config.py: the same)
+    slimnorm-bench-config --rounds 1 --steps 50
 
 `TF_ENABLE_ONEDNN_OPTS` is read when TensorFlow is imported, so each
 configuration runs in a child process of this script. Configurations:
@@ -35,7 +34,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (label, TF_ENABLE_ONEDNN_OPTS or None for unset, intra, inter)
 CONFIGS = (
     ("default", None, 0, 0),
@@ -52,7 +50,6 @@ EVAL_BATCH = 1000
 def _child(args):
     """Runs in the child: builds, times and checks; prints one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, ROOT)
     import numpy as np
     import tensorflow as tf
 
@@ -125,9 +122,9 @@ def _run_child(label, onednn, intra, inter, args):
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
     if onednn is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--intra", str(intra),
+    command = [sys.executable, "-m", "slimnorm.bench.session_config", "--child", "--intra", str(intra),
                "--inter", str(inter), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH_CONFIG ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError("%s failed:\n%s" % (label, proc.stderr[-3000:]))
@@ -138,7 +135,7 @@ def _run_child(label, onednn, intra, inter, args):
     return result
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps")
@@ -147,7 +144,7 @@ def main():
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--inter", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         return _child(args)
 

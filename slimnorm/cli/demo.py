@@ -2,8 +2,8 @@
 on Fashion-MNIST for about two minutes on 2 CPU cores, evaluate the
 checkpoint, print the test accuracy.
 
-    python scripts/demo.py                      # what `make demo` runs
-    python scripts/demo.py --dataset digits     # 20-second version
+    slimnorm-demo                      # what `make demo` runs (scripts/demo.py)
+    slimnorm-demo --dataset digits     # 20-second version
 
 Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package. When it
 is missing and this runs as root, the demo installs it with apt-get; as
@@ -15,13 +15,12 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import config_lib  # noqa: E402
+from slimnorm.cli import common
+from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
 
 FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 FASHION_MNIST_PACKAGE = 'dataset-fashion-mnist'
-DEFAULT_TRAIN_DIR = os.path.join(config_lib._ROOT, 'runs', 'demo')
+DEFAULT_TRAIN_DIR = os.path.join('runs', 'demo')
 
 # Tuned on the project's 2-core CPU machines: 1,400 steps of 128 images (3
 # epochs) reach ~92% test accuracy; see the README for the measured time.
@@ -59,46 +58,46 @@ def _empty_run_dir(train_dir):
     """Removes an earlier run in ``train_dir``; refuses to empty anything else."""
     if not os.path.isdir(train_dir) or not os.listdir(train_dir):
         return
-    if config_lib.read_run_config(train_dir) is None:
-        raise config_lib.UsageError(
+    if run_config.read_run_config(train_dir) is None:
+        raise ValueError(
             f'train_dir={train_dir!r} is not empty and holds no earlier run '
-            f'({config_lib.RUN_CONFIG_FILE}); give a new or empty directory')
+            f'({run_config.RUN_CONFIG_FILE}); accepted: a new or empty directory')
     shutil.rmtree(train_dir)
 
 
-def build_parser():
-    parser = config_lib.ArgumentParser(prog='demo.py', description=__doc__.split('\n')[0])
+def build_parser(prog='slimnorm-demo'):
+    parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--dataset', choices=sorted(RECIPES), default='fashion_mnist',
                         help='fashion_mnist (default; falls back to digits) or digits')
     parser.add_argument('--train_dir', default=DEFAULT_TRAIN_DIR,
-                        help='where the checkpoints go (emptied first)')
+                        help='where the checkpoints go (emptied first; default runs/demo)')
     parser.add_argument('--max_steps', type=int, default=None,
                         help='override the recipe\'s number of steps')
     return parser
 
 
-def main(args):
+def run(args):
+    """Trains and evaluates with the parsed flags; returns the exit code."""
     dataset = args.dataset
     if dataset == 'fashion_mnist' and not ensure_fashion_mnist():
         dataset = 'digits'
     recipe = dict(RECIPES[dataset])
     if args.max_steps is not None:
         recipe['max_steps'] = args.max_steps
-    config = config_lib.TrainConfig(
+    config = run_config.TrainConfig(
         model='small_convnet', dataset=dataset, normalizer='batch', train_dir=args.train_dir,
         threads=2, save_every_secs=60, log_every_steps=100, **recipe).check()
     _empty_run_dir(args.train_dir)
 
-    import eval_lib  # TensorFlow from here on
-    import train_lib
+    from slimnorm.train import evaluation, loop  # TensorFlow from here on
     started = time.time()
-    result = train_lib.train(config)
+    result = loop.train(config)
     trained = time.time() - started
-    metrics = eval_lib.evaluate(config_lib.EvalConfig(
+    metrics = evaluation.evaluate(run_config.EvalConfig(
         model=config.model, dataset=dataset, normalizer=config.normalizer, threads=2),
         result['checkpoint'])
     print()
-    print(eval_lib.format_table(metrics))
+    print(evaluation.format_table(metrics))
     print()
     print(f'Test accuracy: {100 * metrics["top1"]:.2f}% on {metrics["num_examples"]:,} '
           f'{dataset} test images (small convnet + slimnorm.batch_norm, '
@@ -109,6 +108,10 @@ def main(args):
     return 0
 
 
+def main(argv=None, prog='slimnorm-demo'):
+    common.quiet_tensorflow()
+    return common.run_cli(build_parser(prog), run, argv)
+
+
 if __name__ == '__main__':
-    config_lib.quiet_tensorflow()
-    sys.exit(config_lib.run_cli(build_parser(), main))
+    sys.exit(main())

@@ -1,30 +1,31 @@
-"""Evaluate a checkpoint of scripts/train.py on the test split.
+"""Evaluate a checkpoint of slimnorm-train on the test split.
 
-    python scripts/eval.py --checkpoint_path runs/digits            # latest in dir
-    python scripts/eval.py --checkpoint_path runs/digits/model.ckpt-600
-    python scripts/eval.py --checkpoint_path runs/digits --watch --timeout 120
+    slimnorm-eval --checkpoint_path runs/digits            # latest in dir
+    slimnorm-eval --checkpoint_path runs/digits/model.ckpt-600
+    slimnorm-eval --checkpoint_path runs/digits --watch --timeout 120
 
 Prints a table and then one JSON line per checkpoint. The model flags
-default to the run_config.json that train.py left beside the checkpoints.
+default to the run_config.json that training left beside the checkpoints.
 """
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from slimnorm import checkpoints
+from slimnorm.choices import SPLITS
+from slimnorm.cli import common
+from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
 
-import config_lib  # noqa: E402  (no TensorFlow: flags are checked first)
 
-
-def build_parser():
-    parser = config_lib.ArgumentParser(prog='eval.py', description=__doc__.split('\n')[0])
+def build_parser(prog='slimnorm-eval'):
+    parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint_path', '--checkpoint', required=True,
                         help='a training directory (its latest checkpoint) or a '
                         'checkpoint prefix such as runs/x/model.ckpt-600')
-    config_lib.add_model_arguments(parser)
+    common.add_model_arguments(parser)
     add = parser.add_argument
-    add('--batch_size', type=int, default=config_lib.EvalConfig.batch_size)
-    add('--split', default='test', help='|'.join(config_lib.SPLITS))
+    add('--batch_size', type=int, default=run_config.EvalConfig.batch_size)
+    add('--split', default='test', help='|'.join(SPLITS))
     add('--moving_average_decay', type=float, default=None,
         help='restore the ExponentialMovingAverage shadows of the model variables')
     add('--checkpoint_exclude_scopes', default='',
@@ -41,42 +42,48 @@ def build_parser():
 
 
 def _report(metrics):
-    import eval_lib
-    print(eval_lib.format_table(metrics))
+    from slimnorm.train import evaluation
+    print(evaluation.format_table(metrics))
     print(json.dumps(metrics, sort_keys=True), flush=True)
 
 
-def main(args):
+def run(args):
+    """Evaluates with the parsed flags; returns the exit code."""
     path = args.checkpoint_path
     directory = path if os.path.isdir(path) else os.path.dirname(path)
     if args.watch:
         if not os.path.isdir(path):
-            raise config_lib.UsageError(f'checkpoint={path!r}: --watch needs the '
-                                        'training directory')
+            raise ValueError(f'checkpoint_path={path!r} with --watch; accepted: the '
+                             'training directory')
     else:
         if args.timeout is not None:
-            raise config_lib.UsageError(f'timeout={args.timeout!r} is only used with --watch')
-        config_lib.check_checkpoint_path(path)
-    saved = config_lib.read_run_config(directory) or {}
-    fields = config_lib.model_fields_from_args(
-        args, {name: saved[name] for name in config_lib.GRAPH_FIELDS + ('data_dir',)
+            raise ValueError(f'timeout={args.timeout!r} without --watch; accepted: no '
+                             'timeout (it is only used with --watch)')
+        checkpoints.check_path(path)
+    saved = run_config.read_run_config(directory) or {}
+    fields = common.model_fields_from_args(
+        args, {name: saved[name] for name in run_config.GRAPH_FIELDS + ('data_dir',)
                if name in saved})
     scopes = tuple(s.strip() for s in args.checkpoint_exclude_scopes.split(',') if s.strip())
-    config = config_lib.EvalConfig(
+    config = run_config.EvalConfig(
         **fields, batch_size=args.batch_size, split=args.split,
         moving_average_decay=args.moving_average_decay,
         checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
-    import eval_lib  # TensorFlow from here on
+    from slimnorm.train import evaluation  # TensorFlow from here on
     if not args.watch:
-        _report(eval_lib.evaluate(config, path))
+        _report(evaluation.evaluate(config, path))
         return 0
-    for metrics in eval_lib.watch(config, path, timeout=args.timeout,
-                                  max_steps=saved.get('max_steps')):
+    for metrics in evaluation.watch(config, path, timeout=args.timeout,
+                                    max_steps=saved.get('max_steps')):
         _report(metrics)
-        eval_lib.write_eval_summary(metrics, path)
+        evaluation.write_eval_summary(metrics, path)
     return 0
 
 
+def main(argv=None, prog='slimnorm-eval'):
+    common.quiet_tensorflow()
+    return common.run_cli(build_parser(prog), run, argv)
+
+
 if __name__ == '__main__':
-    config_lib.quiet_tensorflow()
-    sys.exit(config_lib.run_cli(build_parser(), main))
+    sys.exit(main())

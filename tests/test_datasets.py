@@ -1,4 +1,4 @@
-"""slimnorm.datasets: digits split, IDX parsing, Fashion-MNIST, batch schedule."""
+"""slimnorm.data.datasets: digits split, IDX parsing, Fashion-MNIST, batch schedule."""
 import gzip
 import os
 import struct
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from slimnorm import datasets
+from slimnorm.data import datasets
 
 
 def _write_idx(path, array, type_code=0x08, magic=None):
