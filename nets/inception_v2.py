@@ -26,7 +26,6 @@ from tf_slim.ops.arg_scope import arg_scope_func_key
 import slimnorm
 from nets import inception_utils
 from slimnorm import checks
-from nets import normalizers
 
 tf1 = tf.compat.v1
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_slim as slim
+from reference_lists import END_POINTS_TSV, VARIABLES_TSV, read_reference
 
 from nets import inception_v2 as iv2
-from reference_lists import END_POINTS_TSV, VARIABLES_TSV, read_reference
 
 tf1 = tf.compat.v1
 UPDATE_OPS = tf1.GraphKeys.UPDATE_OPS

@@ -9,12 +9,12 @@ import os
 
 import numpy as np
 import pytest
+import reference_lists
 import tensorflow as tf
 import tf_slim as slim
+from reference_lists import VARIABLES_TSV, read_reference
 
 from nets import inception_v2 as iv2
-import reference_lists
-from reference_lists import VARIABLES_TSV, read_reference
 
 tf1 = tf.compat.v1
 

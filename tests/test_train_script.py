@@ -5,10 +5,10 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
-
 import script_helpers
+import tensorflow as tf
 from script_helpers import digits_run, run_script, start_script
+
 from slimnorm import choices
 from slimnorm.train import config as run_config
 
@@ -61,7 +61,7 @@ def test_a_finished_run_is_not_trained_further_and_another_network_is_refused():
     assert again['checkpoint'] == result['checkpoint']
     other = run_config.TrainConfig(**dict(vars(config), normalizer='group'))
     with pytest.raises(ValueError,
-                       match="normalizer='group' \\(was 'batch'\\); use a new train_dir"):
+                       match="normalizer='group' \\(was 'batch'\\); accepted: a new train_dir"):
         loop.train(other, log=lambda line: None)
 
 
@@ -209,8 +209,7 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize('normalizer', ['group', 'layer', 'instance', 'batch_renorm', 'none'])
 def test_every_normalizer_trains_checkpoints_and_evaluates(normalizer, tmp_path):
-    from slimnorm.train import evaluation
-    from slimnorm.train import loop
+    from slimnorm.train import evaluation, loop
     config = run_config.TrainConfig(train_dir=str(tmp_path), normalizer=normalizer,
                                     max_steps=5, learning_rate=0.01, log_every_steps=5)
     result = loop.train(config, log=lambda line: None)

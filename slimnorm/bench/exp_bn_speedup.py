@@ -30,7 +30,6 @@ import functools
 import os
 import time
 
-import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 

@@ -125,7 +125,7 @@ def _run_child(label, onednn, intra, inter, args):
     command = [sys.executable, "-m", "slimnorm.bench.session_config", "--child", "--intra", str(intra),
                "--inter", str(inter), "--steps", str(args.steps), "--warmup", str(args.warmup)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH_CONFIG ")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_CONFIG ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError("%s failed:\n%s" % (label, proc.stderr[-3000:]))
     result = json.loads(lines[-1][len("BENCH_CONFIG "):])

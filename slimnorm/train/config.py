@@ -18,8 +18,7 @@ import json
 import os
 
 from slimnorm import checks
-from slimnorm.choices import (DATASETS, LR_SCHEDULES, MODELS, OPTIMIZERS, SPLITS,
-                              normalizer_names)
+from slimnorm.choices import DATASETS, LR_SCHEDULES, MODELS, OPTIMIZERS, SPLITS, normalizer_names
 
 RUN_CONFIG_FILE = 'run_config.json'
 # The fields that decide which variables a checkpoint holds: a train_dir
