@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from script_helpers import digits_run, run_script
 
 from slimnorm.train import config as run_config
+
+from script_helpers import digits_run, run_script
 
 tf1 = tf.compat.v1
 

@@ -5,12 +5,13 @@ import time
 
 import numpy as np
 import pytest
-import script_helpers
 import tensorflow as tf
-from script_helpers import digits_run, run_script, start_script
 
 from slimnorm import choices
 from slimnorm.train import config as run_config
+
+import script_helpers
+from script_helpers import digits_run, run_script, start_script
 
 
 def test_digits_run_reaches_95_percent_test_accuracy():
