@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint of scripts/train.py.
+"""Evaluate a checkpoint of slimnorm-train (scripts/train.py).
 
 The same command as `slimnorm-eval`, run from a checkout; the code is in
 slimnorm/cli/eval.py.

@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py --quick (slimnorm.bench.run): it runs and writes complete JSON.
+"""Smoke test of scripts/bench.py --quick (slimnorm-bench): it runs and writes complete JSON.
 
 No timing assertions: the numbers are only checked to be finite and positive.
 """

@@ -1,4 +1,5 @@
-"""scripts/eval.py and eval_lib: same numbers as in-process, BN modes, restores, errors."""
+"""scripts/eval.py (slimnorm-eval) and slimnorm.train.evaluation: same numbers as
+in-process, BN modes, restores, errors."""
 import json
 
 import numpy as np

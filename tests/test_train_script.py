@@ -1,4 +1,5 @@
-"""scripts/train.py and train_lib: accuracy, checkpoint contents, resume, signals, CLI errors."""
+"""scripts/train.py (slimnorm-train) and slimnorm.train.loop: accuracy, checkpoints,
+resume, signals, CLI errors."""
 import os
 import signal
 import time
