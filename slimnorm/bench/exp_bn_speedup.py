@@ -348,10 +348,7 @@ def main(argv=None):
                          figure_lr=figure_lr, bn_multipliers=BN_MULTIPLIERS),
         'mlp': mlp_rows, 'conv': conv, 'wall_seconds': time.time() - start,
     }
-    exp_common.write_outputs(args.out_dir, 'exp_bn_speedup', record, tables)
-    if plot(png, record):
-        print('plot: %s' % png)
-    print('wall time: %.0f s' % (time.time() - start))
+    exp_common.finish(args.out_dir, 'exp_bn_speedup', record, tables, plot, start)
     return 0
 
 

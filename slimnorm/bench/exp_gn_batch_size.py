@@ -336,10 +336,7 @@ def main(argv=None):
         'default_groups': DEFAULT_GROUPS, 'conv_depths': CONV_DEPTHS, 'fc_units': FC_UNITS,
         'cells': summary, 'wall_seconds': time.time() - start,
     }
-    exp_common.write_outputs(args.out_dir, stem, record, text)
-    if plot(png, record):
-        print('plot: %s' % png)
-    print('wall time: %.0f s' % (time.time() - start))
+    exp_common.finish(args.out_dir, stem, record, text, plot, start)
     return 0
 
 

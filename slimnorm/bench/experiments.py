@@ -282,6 +282,15 @@ def write_outputs(out_dir, stem, record, table):
         f.write(table + '\n')
 
 
+def finish(out_dir, stem, record, table, plot_fn, started):
+    """Writes the outputs, draws ``<stem>.png`` with ``plot_fn(path, record)``, prints the time."""
+    write_outputs(out_dir, stem, record, table)
+    png = os.path.join(out_dir, stem + '.png')
+    if plot_fn(png, record):
+        print('plot: %s' % png)
+    print('wall time: %.0f s' % (time.time() - started))
+
+
 def read_record(out_dir, stem):
     """The JSON record ``write_outputs`` wrote."""
     with open(os.path.join(out_dir, stem + '.json')) as f:
