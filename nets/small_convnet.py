@@ -98,7 +98,8 @@ def small_convnet(images,
       scope: variable scope.
 
     Raises:
-      ValueError: for any argument outside what is documented above.
+      ValueError (TypeError for a value of the wrong type): for any argument
+        outside what is documented above, from `slimnorm.checks`.
     """
     _check_arguments(images, num_classes, normalizer, depths, fc_units,
                      data_format)
