@@ -176,3 +176,36 @@ def collections(value, names, arg="variables_collections"):
         raise TypeError("%s must be None, a list of collection names or a dict keyed by "
                         "%s, got %r." % (arg, tuple(names), value))
     return value
+
+
+def at_least(value, minimum, arg):
+    """A Python number (not a bool) >= `minimum`, returned unchanged."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            not value >= minimum):
+        raise ValueError("%s must be a number >= %s, got %r." % (arg, minimum, value))
+    return value
+
+
+def optional_fraction(value, arg):
+    """None, or a Python number strictly between 0 and 1 (a decay rate)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            not 0 < value < 1):
+        raise ValueError("%s must be None or a number in (0, 1), got %r." % (arg, value))
+    return value
+
+
+def optional_integer(value, arg, minimum=None):
+    """None, or what `integer` accepts."""
+    return None if value is None else integer(value, arg, minimum)
+
+
+def int_sequence(value, arg, minimum=1):
+    """A non-empty list or tuple of integers >= `minimum`, returned as a tuple."""
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            and v >= minimum for v in value):
+        raise ValueError("%s must be a non-empty list of integers >= %d, got %r." % (
+            arg, minimum, value))
+    return tuple(int(v) for v in value)

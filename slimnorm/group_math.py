@@ -26,13 +26,9 @@ coefficients that lack only the 'r' axes:
 
 with a, b, B, C small per-cell or per-parameter tensors. Everything else
 (combining the per-parameter sums of a cell, gamma and beta gradients) runs
-on tensors without the 'r' axes. Measured (training, forward + backward, as
-a multiple of TF's fused batch norm on the same NHWC tensor, 2-core CPU,
-medians): with oneDNN on (TensorFlow's default on this CPU) 1.3-2.8x, where
-tf-slim's group norm took 3.4-6x and its layer/instance norm 1.3-4x; with
-TF_ENABLE_ONEDNN_OPTS=0 0.7-1.4x (slim: GN 1.4-3x). The floor is the passes
-themselves: each costs 0.15-0.25x of oneDNN's fused kernel, which does all
-of its work in about four.
+on tensors without the 'r' axes. What this costs against TF's fused batch
+norm and tf-slim's layers is measured by `slimnorm-bench` (numbers in
+docs/group_math_speed.md).
 
 Why the shift: one pass of sums and sums of squares, sum(x^2)/n - mean^2,
 cancels catastrophically when the mean is large against the spread (float32

@@ -7,16 +7,11 @@ not check which normalizer wins: that is what the full runs are for.
 import json
 import math
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-
-import exp_bn_speedup  # noqa: E402
-import exp_common  # noqa: E402
-import exp_gn_batch_size  # noqa: E402
+from slimnorm.bench import exp_bn_speedup, exp_gn_batch_size
+from slimnorm.bench import experiments as exp_common
 
 PROBABILITY_KEYS = ('accuracy', 'error', 'target_accuracy')
 

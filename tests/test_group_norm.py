@@ -9,12 +9,10 @@ import tf_slim as slim
 import slimnorm
 from slimnorm import group_math
 from slimnorm import reference as ref
-from tests.graph_utils import rel_err, run_graph
+from tests.graph_utils import TOL, check_jacobian, random_params, rel_err, run_graph, run_layer
 
 tf1 = tf.compat.v1
 GRAPH_KEYS = tf1.GraphKeys
-# Relative to the output's scale: float32 round-off, float16/bfloat16 output rounding.
-TOL = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 2e-3, tf.bfloat16.as_numpy_dtype: 1.6e-2}
 LAYERS = {
     "group_norm": (lambda x, **kw: slimnorm.group_norm(x, groups=2, **kw), "GroupNorm"),
     "layer_norm": (slimnorm.layer_norm, "LayerNorm"),
@@ -27,33 +25,6 @@ def reference_of(name, x, gamma=None, beta=None):
     if name == "group_norm":
         return ref.group_norm(x, 2, gamma, beta)
     return getattr(ref, name)(x, gamma, beta)
-
-
-def random_params(channels, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.5, 2.0, channels), rng.normal(0.0, 1.0, channels)
-
-
-def run_layer(layer, x, gamma=None, beta=None, dtype=None, **kwargs):
-    """Output of layer(x) with gamma/beta initialised to the given arrays."""
-    const = tf1.constant_initializer
-    inits = {name: const(value) for name, value in (("gamma", gamma), ("beta", beta))
-             if value is not None}
-    x = x.astype(dtype) if dtype is not None else x
-    out = run_graph(lambda: layer(tf.constant(x), param_initializers=inits, **kwargs))
-    return np.asarray(out, np.float64)
-
-
-def check_jacobian(build, x_value):
-    """compute_gradient's analytic vs numeric d build(x) / dx, float64."""
-    with tf.Graph().as_default(), tf1.Session() as sess:
-        x = tf.constant(x_value)
-        y = build(x)
-        sess.run(tf1.global_variables_initializer())
-        analytic, numeric = tf1.test.compute_gradient(
-            x, x_value.shape, y, y.shape.as_list(), x_init_value=x_value, delta=1e-5)
-    assert np.abs(analytic).max() > 1e-3  # a zero Jacobian would match trivially
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape, groups, channels_axis, reduction_axes", [
@@ -212,7 +183,10 @@ def test_variable_names_and_collections(name):
         layer(x, variables_collections=["norm_params"])
         layer(x, scope="named", variables_collections={"gamma": ["gammas"]})
         layer(x, center=False, trainable=False)
-        names = lambda key: sorted(v.op.name for v in tf1.get_collection(key))
+
+        def names(key):
+            return sorted(v.op.name for v in tf1.get_collection(key))
+
         second = default_scope + "_1"
         assert names(GRAPH_KEYS.GLOBAL_VARIABLES) == sorted(
             ["%s/beta" % default_scope, "%s/gamma" % default_scope, "named/beta",

@@ -10,8 +10,7 @@ import tf_slim as slim
 
 import slimnorm
 from slimnorm import reference as ref
-from tests.graph_utils import rel_err, run_graph
-from tests.test_group_norm import TOL, check_jacobian, random_params, run_layer
+from tests.graph_utils import TOL, check_jacobian, random_params, rel_err, run_graph, run_layer
 
 tf1 = tf.compat.v1
 

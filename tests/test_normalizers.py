@@ -40,8 +40,8 @@ def test_normalizer_params_override_defaults():
 
 
 @pytest.mark.parametrize('args, message', [
-    (('bn',), r"normalizer='bn' is unknown; accepted: 'batch'"),
-    (('group', 'HWCN'), "data_format='HWCN'"),
+    (('bn',), r"(?=.*normalizer)(?=.*'bn')(?=.*'batch')(?=.*'none')"),
+    (('group', 'HWCN'), r"(?=.*data_format)(?=.*'HWCN')(?=.*NHWC)"),
     (('layer', 'NCHW'), "normalizer='layer' needs data_format='NHWC'"),
 ])
 def test_errors(args, message):

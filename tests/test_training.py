@@ -152,7 +152,7 @@ def test_create_train_op_clips_and_validates():
             sess.run(tf1.global_variables_initializer())
             sess.run(train_op)
             assert sess.run(weight) == pytest.approx(99.0)
-        with pytest.raises(ValueError, match='clip_gradient_norm=-1'):
+        with pytest.raises(ValueError, match=r'(?=.*clip_gradient_norm)(?=.*-1)'):
             training.create_train_op(tf.square(weight), tf1.train.GradientDescentOptimizer(1.0),
                                      clip_gradient_norm=-1)
         with pytest.raises(ValueError, match='optimizer=.*tf.compat.v1.train.Optimizer'):
@@ -196,5 +196,5 @@ def test_variables_to_restore_excludes_scopes_and_maps_shadow_names():
         assert 'global_step' in averaged
         with pytest.raises(ValueError, match='exclude_scopes=.*list'):
             training.variables_to_restore(exclude_scopes='SmallConvNet/logits')
-        with pytest.raises(ValueError, match='moving_average_decay=1.5'):
+        with pytest.raises(ValueError, match=r'(?=.*moving_average_decay)(?=.*1\.5)'):
             training.variables_to_restore(moving_average_decay=1.5)
