@@ -61,11 +61,13 @@ def slim_layout(*, fused, rank, batch_weights, renorm, adjustment, zero_debias,
     """Which of tf-slim 1.1's three code paths the same arguments would take.
 
     'fused' (its `_fused_batch_norm`), 'layer' (its Keras-layer path) or
-    'legacy'. It decides only what users can observe of slim's variables:
-    their creation order (the layer creates gamma first), their dtype (the
-    legacy path uses the input's, half precision included) and whether the
+    'legacy'. It decides only what users can observe of slim's graph: the
+    variables' creation order (the layer creates gamma first), their dtype
+    (the legacy path uses the input's, half precision included), whether the
     zero-debias variables are model variables (only the legacy path's custom
-    getter makes them so). Which kernel runs is slimnorm's own choice.
+    getter makes them so) and whether the updates collection receives
+    operations (the layer) or tensors. Which kernel runs is slimnorm's own
+    choice.
     """
     fusable = batch_weights is None and not renorm and rank in (2, 4) and adjustment is None
     if (fused is None or fused) and fusable and (

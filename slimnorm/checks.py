@@ -49,6 +49,13 @@ def axis_dim(inputs, axis, arg="inputs", what="channels"):
     return int(size)
 
 
+def positive(value, arg):
+    """Python number > 0, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError("%s must be a number > 0, got %r." % (arg, value))
+    return float(value)
+
+
 def non_negative(value, arg):
     """Python number >= 0 (epsilon), else ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:

@@ -7,8 +7,8 @@ How it differs from `tf_slim.group_norm` 1.1:
   * the statistics and the gradient come from `group_math` (shifted sums and a
     hand-written gradient): 2-4x faster in training than slim's
     tf.nn.moments + autodiff, and exact on inputs of large mean;
-  * beta/gamma are float32 for float16/bfloat16 inputs, which are normalised
-    in float32 (slim used the input dtype);
+  * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
+    the inputs' dtype, as slim's);
   * `mean_close_to_zero` is accepted and changes nothing: slim used it to pick
     between two variance formulas, each inaccurate on one kind of input; the
     shifted sums are accurate on both;

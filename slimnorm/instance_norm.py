@@ -4,8 +4,8 @@ How it differs from `tf_slim.instance_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
     `param_regularizers`;
   * statistics and gradient from `group_math`, as group norm's;
-  * beta/gamma are float32 for float16/bfloat16 inputs, which are normalised
-    in float32 (slim used the input dtype);
+  * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
+    the inputs' dtype, as slim's);
   * inputs need at least one spatial axis (rank >= 3): on [N, C] inputs
     slim normalised each value by itself and returned beta whatever the input;
   * every bad argument fails here with the argument named.

@@ -58,7 +58,8 @@ def parameter(name, shape, dtype, initializers, regularizers, variables_collecti
     )
     if partitioned:
         return slim.model_variable(name, **kwargs)
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope()) as local_scope:
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     auxiliary_name_scope=False) as local_scope:
         local_scope.set_partitioner(None)
         return slim.model_variable(name, **kwargs)
 

@@ -119,13 +119,14 @@ def test_watch_evaluates_the_latest_checkpoint_and_stops():
 
 @pytest.mark.parametrize('argv, message', [
     (['--checkpoint_path', '/nonexistent/run'], "checkpoint_path='/nonexistent/run' is neither"),
-    (['--checkpoint_path', '/tmp', '--normalizer', 'bn'], "is a directory without checkpoints"),
+    (['--checkpoint_path', '{empty_dir}', '--normalizer', 'bn'], "is a directory without checkpoints"),
     (['--checkpoint_path', 'x', '--timeout', '5'], 'timeout=5.0 without --watch'),
     (['--checkpoint_path', 'x', '--watch'], "checkpoint_path='x' with --watch; accepted: the training"),
     ([], 'the following arguments are required: --checkpoint_path'),
 ])
-def test_bad_eval_flags_give_one_line_and_exit_2(argv, message, capsys):
+def test_bad_eval_flags_give_one_line_and_exit_2(argv, message, capsys, tmp_path):
     from slimnorm.cli import eval as eval_script
+    argv = [arg.format(empty_dir=tmp_path) for arg in argv]
     with pytest.raises(SystemExit) as info:
         eval_script.main(prog='eval.py', argv=argv)
     assert info.value.code == 2
