@@ -46,6 +46,8 @@ far outliers of the cell.
 
 import tensorflow as tf
 
+from slimnorm import statistics
+
 
 def _axes(roles, kinds):
     return [axis for axis, role in enumerate(roles) if role in kinds]
@@ -72,25 +74,10 @@ def _shape_with_ones(x, axes):
     return tf.stack(dims)
 
 
-def _count(x, axes):
-    """Number of values of x along `axes`, as a float of x's dtype."""
-    sizes = [x.shape[a] for a in axes]
-    if all(s is not None for s in sizes):
-        count = 1
-        for size in sizes:
-            count *= int(size)
-        return tf.constant(float(count), x.dtype)
-    shape = tf.shape(x)
-    return tf.cast(tf.reduce_prod(tf.gather(shape, axes)), x.dtype)
-
-
 def _shift(x, roles):
     """One float per cell, near the cell's values: the mean of its members at
     the first position of the reduced axes (no gradient: any value works)."""
-    begin = [0] * len(roles)
-    size = [1 if role == "r" else -1 for role in roles]
-    first = tf.slice(x, begin, size)
-    return tf.stop_gradient(_mean(first, _axes(roles, "m")))
+    return _mean(statistics.first_values(x, _axes(roles, "r")), _axes(roles, "m"))
 
 
 def _mean(tensor, axes):
@@ -111,7 +98,7 @@ def normalize(x, roles, gamma, beta, epsilon):
       The normalised view, same shape and dtype as x.
     """
     r_axes, m_axes, b_axes = _axes(roles, "r"), _axes(roles, "m"), _axes(roles, "b")
-    count = _count(x, r_axes + m_axes)
+    count = statistics.count(x, r_axes + m_axes)
     # Per-parameter coefficients get the full shape without the 'r' axes, so
     # each full-size op broadcasts along one run of axes ([N, 1, C] against
     # [N, H*W, C]), the pattern TensorFlow's kernels handle fastest.
