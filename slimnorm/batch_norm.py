@@ -38,7 +38,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 from slimnorm import batch_norm_paths as paths
-from slimnorm import batch_renorm, checks, statistics, variables
+from slimnorm import batch_renorm, checks, ghost_batch, statistics, variables
 from slimnorm.moving_averages import assign_moving_average, zero_debias_variables
 
 PARAM_KEYS = ("beta", "gamma", "moving_mean", "moving_variance")
@@ -103,7 +103,8 @@ def batch_norm(inputs,
                renorm_clipping=None,
                renorm_decay=0.99,
                adjustment=None,
-               moving_variance_estimator="slim"):
+               moving_variance_estimator="slim",
+               virtual_batch_size=None):
     """Batch normalization (Ioffe & Szegedy 2015), a drop-in for slim.batch_norm.
 
     Args:
@@ -133,6 +134,9 @@ def batch_norm(inputs,
         unbiased batch variance on the fused path, the biased one on the
         moments path (tensorflow issue 55545). 'unbiased' or 'biased' make
         both paths store that estimator.
+      virtual_batch_size: ghost batch norm (see `slimnorm.ghost_batch`): in
+        training, each run of this many examples is normalised with its own
+        statistics; it must divide the batch size. None: the whole batch.
 
     Returns:
       A tensor of the shape and dtype of `inputs`.
@@ -155,6 +159,7 @@ def batch_norm(inputs,
     dtype = checks.param_dtype(inputs)     # of the statistics and the arithmetic
     if batch_weights is not None:
         batch_weights = _check_batch_weights(batch_weights, inputs)
+    ghost = ghost_batch.check(virtual_batch_size, inputs, renorm=renorm, adjustment=adjustment)
     layout = slim_layout(fused=fused, rank=rank, batch_weights=batch_weights, renorm=renorm,
                          adjustment=adjustment, zero_debias=zero_debias_moving_mean,
                          updates_collections=updates_collections)
@@ -201,6 +206,12 @@ def batch_norm(inputs,
                                    out_dtype=inputs.dtype)
 
         def train():
+            if ghost is not None:
+                return _ghost_train(inputs, ghost, fused=use_fused and ghost_batch.fusable(inputs),
+                                    axis=axis, dtype=dtype, beta=beta_t, gamma=gamma_t,
+                                    epsilon=epsilon, data_format=data_format,
+                                    batch_weights=batch_weights,
+                                    estimator=moving_variance_estimator)
             if use_fused:
                 y, mean, variance = paths.fused_train(inputs, beta=beta_t, gamma=gamma_t,
                                                       epsilon=epsilon, data_format=data_format)
@@ -264,6 +275,21 @@ def batch_norm(inputs,
         if activation_fn is not None:
             outputs = activation_fn(outputs)
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, outputs)
+
+
+def _ghost_train(inputs, size, *, fused, axis, dtype, beta, gamma, epsilon, data_format,
+                 batch_weights, estimator):
+    """Training with virtual batches: BatchStatistics with their averaged statistics."""
+    if fused:
+        y, mean, variance = ghost_batch.fused_train(inputs, size=size, beta=beta, gamma=gamma,
+                                                    epsilon=epsilon, data_format=data_format)
+    else:
+        y, mean, variance = ghost_batch.moments_train(
+            tf.cast(inputs, dtype), size=size, axis=axis, batch_weights=batch_weights,
+            beta=beta, gamma=gamma, epsilon=epsilon, out_dtype=inputs.dtype)
+    count = ghost_batch.values_per_channel(inputs, axis, size, dtype)
+    moving = paths.convert_variance(variance, count, fused, estimator)
+    return BatchStatistics(y, mean, moving, variance)
 
 
 def _transforms(x, *, axis, mean, variance, beta, gamma, epsilon, adjustment, renorm_vars,

@@ -101,12 +101,10 @@ def normalize(x, *, mean, variance, epsilon, axis, scale=None, offset=None, out_
     """
     rank = x.shape.rank
     with tf.name_scope("batchnorm"):
-        factor = tf.math.rsqrt(variance + epsilon)
-        if scale is not None and scale.shape.rank == 1:
-            factor, scale = factor * scale, None
-        y = (x - broadcast(mean, rank, axis)) * broadcast(factor, rank, axis)
+        factor = tf.math.rsqrt(broadcast(variance, rank, axis) + epsilon)
         if scale is not None:
-            y = y * scale
+            factor = factor * broadcast(scale, rank, axis)
+        y = (x - broadcast(mean, rank, axis)) * factor
         if offset is not None:
             y = y + broadcast(offset, rank, axis)
         return y if out_dtype in (None, y.dtype) else tf.cast(y, out_dtype)
