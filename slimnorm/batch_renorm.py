@@ -74,3 +74,31 @@ def updates(renorm_mean, renorm_stddev, mean, variance, epsilon, renorm_decay):
         assign_moving_average(renorm_stddev, tf.sqrt(variance + epsilon), renorm_decay,
                               name="AssignRenormStddev"),
     ]
+
+
+def clipping_schedule(global_step, *, warmup_steps=5000, dmax_steps=25000, rmax_steps=40000,
+                      rmax=3.0, dmax=5.0):
+    """The paper's renorm_clipping warm-up, as tensors of `global_step`.
+
+    Ioffe (2017), section 4: plain batch norm (rmax = 1, dmax = 0) for the
+    first `warmup_steps`, then rmax relaxed linearly to `rmax` at
+    `rmax_steps` and dmax to `dmax` at `dmax_steps` (5k, 40k and 25k steps on
+    ImageNet); rmin = 1 / rmax. Scale the steps to the length of a run.
+    """
+    checks.integer(warmup_steps, "warmup_steps", minimum=0)
+    for name, steps in (("dmax_steps", dmax_steps), ("rmax_steps", rmax_steps)):
+        if checks.integer(steps, name, minimum=0) <= warmup_steps:
+            raise ValueError("%s=%d must be larger than warmup_steps=%d; the bound is relaxed "
+                             "between the two." % (name, steps, warmup_steps))
+    if checks.positive(rmax, "rmax") < 1:
+        raise ValueError("rmax=%r must be >= 1 (r = 1 is plain batch norm)." % (rmax,))
+    checks.non_negative(dmax, "dmax")
+    step = tf.cast(global_step, tf.float32)
+
+    def ramp(end_step):
+        """0 until warmup_steps, then linearly to 1 at end_step."""
+        return tf.clip_by_value((step - warmup_steps) / float(end_step - warmup_steps), 0.0, 1.0)
+
+    r_max = 1.0 + (rmax - 1.0) * ramp(rmax_steps)
+    return {"rmax": r_max, "rmin": 1.0 / r_max, "dmax": dmax * ramp(dmax_steps)}
+

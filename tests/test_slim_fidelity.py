@@ -274,3 +274,37 @@ def test_sensible_dicts_are_accepted():
             variables_collections={"beta": None, "gamma": None, "moving_mean": ["stats"],
                                    "moving_variance": ["stats"]})
         assert len(tf1.get_collection("stats")) == 2
+
+
+def test_renorm_during_warm_up_is_batch_norm():
+    """Tensor clipping bounds (a schedule) at rmax = 1, dmax = 0: r = 1, d = 0."""
+    from slimnorm import batch_renorm
+    x = np.random.default_rng(5).normal(3, 2, size=(8, 5)).astype(np.float32)
+    with tf.Graph().as_default():
+        step = tf1.train.get_or_create_global_step()
+        clipping = batch_renorm.clipping_schedule(step, warmup_steps=10, dmax_steps=20,
+                                                  rmax_steps=30)
+        init = {"moving_mean": tf1.constant_initializer(7.0)}
+        y = slimnorm.batch_norm(tf.constant(x), renorm=True, renorm_clipping=clipping,
+                                param_initializers=init)
+        renorm_mean = slim.get_variables_by_name("renorm_mean")[0]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(renorm_mean.assign(np.full(5, 9.0, np.float32)))  # far from the batch
+            warm = sess.run(y)
+            sess.run(step.assign(30))
+            relaxed = sess.run(y)
+    plain = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3)
+    assert rel_err(warm, plain) < 1e-5
+    assert rel_err(relaxed, plain) > 0.1     # after the warm-up d corrects towards 9
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"warmup_steps": 100, "dmax_steps": 50}, "dmax_steps=50 must be larger than warmup_steps=100"),
+    ({"rmax": 0.5}, "rmax=0.5 must be >= 1"),
+    ({"dmax": -1.0}, "dmax must be a number >= 0"),
+])
+def test_bad_renorm_schedules_are_refused(kwargs, message):
+    from slimnorm import batch_renorm
+    with tf.Graph().as_default(), pytest.raises(ValueError, match=message):
+        batch_renorm.clipping_schedule(tf.constant(0), **kwargs)
