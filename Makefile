@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` and `make test`.
+# The README's two commands: `make demo` and `make test` (lint, then the tests).
 # Both work on a fresh machine with only Python 3.11: they create .venv,
 # install the project with the CPU TensorFlow wheel, then run.
 
@@ -22,6 +22,7 @@ demo: venv
 	$(PY) scripts/demo.py
 
 test: venv
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 bench: venv

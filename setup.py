@@ -19,10 +19,22 @@ setup(
         "tf-slim==1.1.0",
         "numpy>=1.26,<3",
     ],
+    entry_points={
+        "console_scripts": [
+            "slimnorm-train = slimnorm.cli.train:main",
+            "slimnorm-eval = slimnorm.cli.eval:main",
+            "slimnorm-demo = slimnorm.cli.demo:main",
+            "slimnorm-bench = slimnorm.bench.run:main",
+            "slimnorm-bench-config = slimnorm.bench.session_config:main",
+            "slimnorm-exp-bn-speedup = slimnorm.bench.exp_bn_speedup:main",
+            "slimnorm-exp-gn-batch-size = slimnorm.bench.exp_gn_batch_size:main",
+            "slimnorm-exp-renorm-warmup = slimnorm.bench.exp_renorm_warmup:main",
+        ],
+    },
     extras_require={
         "cpu": ["tensorflow-cpu==" + TF_VERSION],
         "gpu": ["tensorflow[and-cuda]==" + TF_VERSION],
-        "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2"],
+        "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2", "ruff==0.17.6"],
         "data": ["scikit-learn>=1.5,<2"],
         "plots": ["matplotlib>=3.8,<4"],
     },

@@ -20,6 +20,7 @@ import tf_slim as slim
 
 import slimnorm.training
 from nets import inception_v2
+from slimnorm import checkpoints, checks
 
 tf1 = tf.compat.v1
 
@@ -49,10 +50,10 @@ def preprocess_for_eval(images, height=224, width=224,
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4:
         raise ValueError('images must be a rank-4 batch [batch, height, width, '
-                         'channels]; got shape %s' % (images.shape,))
-    if central_fraction is not None and not 0.0 < central_fraction <= 1.0:
-        raise ValueError('central_fraction=%r must be in (0, 1]'
-                         % (central_fraction,))
+                         'channels], got shape %s.' % (images.shape,))
+    if central_fraction is not None:
+        checks.positive(central_fraction, 'central_fraction')
+        checks.unit_interval(central_fraction, 'central_fraction')
     if images.dtype != tf.float32:
         images = tf.image.convert_image_dtype(images, tf.float32)
     if central_fraction and central_fraction < 1.0:
@@ -61,21 +62,6 @@ def preprocess_for_eval(images, height=224, width=224,
         images = tf1.image.resize_bilinear(images, [height, width],
                                            align_corners=False)
     return (images - 0.5) * 2.0
-
-
-def _checkpoint_file(checkpoint_path):
-    """The checkpoint itself, or the latest one of a directory."""
-    if tf1.gfile.IsDirectory(checkpoint_path):
-        latest = tf1.train.latest_checkpoint(checkpoint_path)
-        if latest is None:
-            raise ValueError('checkpoint_path=%r is a directory without a '
-                             'checkpoint' % (checkpoint_path,))
-        return latest
-    if not tf1.train.checkpoint_exists(checkpoint_path):
-        raise ValueError('checkpoint_path=%r: no checkpoint there; accepted: '
-                         'a checkpoint prefix or a directory holding one'
-                         % (checkpoint_path,))
-    return checkpoint_path
 
 
 def predict(checkpoint_path, images, num_classes=1001,
@@ -108,13 +94,12 @@ def predict(checkpoint_path, images, num_classes=1001,
       ValueError: no checkpoint at checkpoint_path, images not a batch of
         one size, or bad preprocessing arguments.
     """
-    checkpoint = _checkpoint_file(checkpoint_path)
+    checkpoint = checkpoints.resolve(checkpoint_path)
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError('images must be a non-empty [batch, height, width, '
-                         'channels] array; got shape %s' % (images.shape,))
-    if batch_size < 1:
-        raise ValueError('batch_size=%r must be >= 1' % (batch_size,))
+                         'channels] array, got shape %s.' % (images.shape,))
+    checks.integer(batch_size, 'batch_size', minimum=1)
     with tf.Graph().as_default() as graph:
         inputs = tf1.placeholder(tf.as_dtype(images.dtype),
                                  (None,) + images.shape[1:])

@@ -25,7 +25,7 @@ from tf_slim.ops.arg_scope import arg_scope_func_key
 
 import slimnorm
 from nets import inception_utils
-from nets import normalizers
+from slimnorm import checks
 
 tf1 = tf.compat.v1
 
@@ -41,25 +41,19 @@ def trunc_normal(stddev):
 def _check_arguments(inputs, final_endpoint, depth_multiplier,
                      use_separable_conv, data_format, include_root_block):
     """All argument checks of the network, before any variable exists."""
-    if depth_multiplier <= 0:
-        raise ValueError('depth_multiplier=%r must be greater than zero'
-                         % (depth_multiplier,))
-    normalizers.check_data_format(data_format)
+    checks.positive(depth_multiplier, 'depth_multiplier')
+    checks.data_format(data_format)
     if data_format == 'NCHW' and use_separable_conv:
         raise ValueError(
             "data_format='NCHW' with use_separable_conv=True: the separable "
             "first layer only supports NHWC; accepted: data_format='NHWC', "
             "or use_separable_conv=False with NCHW")
-    valid = END_POINTS if include_root_block else MIXED_END_POINTS
-    if final_endpoint not in valid:
-        raise ValueError('final_endpoint=%r is unknown%s; accepted: %s'
-                         % (final_endpoint,
-                            '' if include_root_block
-                            else ' with include_root_block=False',
-                            ', '.join(valid)))
-    if inputs.shape.rank != 4:
-        raise ValueError('inputs must be a rank-4 tensor (%s); got shape %s'
-                         % (', '.join(data_format), inputs.shape))
+    checks.one_of(final_endpoint,
+                  END_POINTS if include_root_block else MIXED_END_POINTS,
+                  'final_endpoint' if include_root_block
+                  else 'final_endpoint (with include_root_block=False)')
+    checks.rank(inputs, (4,), 'inputs', 'the network takes %s images; '
+                % ', '.join(data_format))
     _check_normalizer_data_format(data_format)
 
 

@@ -14,20 +14,23 @@ network and its normalizer cannot disagree on the channel axis.
 """
 
 import functools
+import importlib
 import inspect
 
 import tf_slim as slim
 
-from nets import inception_v2
-from nets import small_convnet
+from slimnorm import checks
+from slimnorm.choices import MODELS
 
-# name -> (network function, arg scope function)
-NETWORKS = {
-    'small_convnet': (small_convnet.small_convnet,
-                      small_convnet.small_convnet_arg_scope),
-    'inception_v2': (inception_v2.inception_v2,
-                     inception_v2.inception_v2_arg_scope),
-}
+
+def _network_and_arg_scope(name):
+    """research/slim's naming: `nets.<name>.<name>` and `<name>_arg_scope`."""
+    module = importlib.import_module('nets.' + name)
+    return getattr(module, name), getattr(module, name + '_arg_scope')
+
+
+# name -> (network function, arg scope function), for every name of MODELS.
+NETWORKS = {name: _network_and_arg_scope(name) for name in MODELS}
 
 
 def _parameters(function):
@@ -37,13 +40,8 @@ def _parameters(function):
 def _split_kwargs(name, kwargs, network, arg_scope):
     """Splits kwargs into (arg scope kwargs, network kwargs)."""
     scope_params, network_params = _parameters(arg_scope), _parameters(network)
-    unknown = sorted(set(kwargs) - scope_params - network_params)
-    if unknown:
-        raise ValueError(
-            'get_network_fn(%r): unknown argument(s) %s; accepted: %s'
-            % (name, ', '.join(unknown),
-               ', '.join(sorted((scope_params | network_params)
-                                - {'inputs', 'images'}))))
+    checks.dict_keys(kwargs, sorted((scope_params | network_params) - {'inputs', 'images'}),
+                     'the keyword arguments of get_network_fn(%r)' % name)
     scope_kwargs = {k: v for k, v in kwargs.items() if k in scope_params}
     network_kwargs = {k: v for k, v in kwargs.items()
                       if k in network_params
@@ -71,9 +69,7 @@ def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False,
     Raises:
       ValueError: unknown name or unknown keyword argument.
     """
-    if name not in NETWORKS:
-        raise ValueError('name=%r is not a known network; known: %s'
-                         % (name, ', '.join(sorted(NETWORKS))))
+    checks.one_of(name, MODELS, 'name')
     network, arg_scope = NETWORKS[name]
     kwargs = dict(kwargs, normalizer=normalizer)
     scope_kwargs, network_kwargs = _split_kwargs(name, kwargs, network,

@@ -21,36 +21,28 @@ Batch norm's `is_training` is not set here: the networks set it with
 `slim.arg_scope([slimnorm.batch_norm], is_training=...)`, as slim did.
 """
 
+import tensorflow as tf
+
 import slimnorm
+from slimnorm import batch_renorm, checks
+from slimnorm.choices import NORMALIZER_ALIASES, NORMALIZERS
 
-# The accepted values of `normalizer`; 'none' is the command-line spelling of
-# None.
-NORMALIZERS = ('batch', 'batch_renorm', 'group', 'layer', 'instance', None)
-_ALIASES = {'none': None}
-DATA_FORMATS = ('NHWC', 'NCHW')
-# Batch renorm's r and d clipped to the paper's final values (Ioffe 2017,
-# rmax 3, dmax 5). Unclipped, r = sigma_B / sigma starts out large while the
-# renorm averages still hold their initial 0/1, and a net of a few layers
-# diverged at lr 0.1 on digits (step 67); clipped it trains.
-RENORM_CLIPPING = {'rmax': 3.0, 'rmin': 1.0 / 3.0, 'dmax': 5.0}
-
-
-def check_data_format(data_format):
-    """Raises ValueError unless data_format is 'NHWC' or 'NCHW'."""
-    if data_format not in DATA_FORMATS:
-        raise ValueError('data_format=%r is not supported; accepted: %s'
-                         % (data_format, ', '.join(DATA_FORMATS)))
+# Batch renorm's clipping follows the paper's warm-up (Ioffe 2017): plain
+# batch norm for 5k steps, then r and d relaxed to rmax 3 (at 40k steps) and
+# dmax 5 (at 25k), from the global step. Unclipped, r = sigma_B / sigma starts
+# out large while the renorm averages still hold their initial 0/1, and a net
+# of a few layers diverged at lr 0.1 on digits (step 67). Scale the steps to
+# a run with normalizer_params={'renorm_schedule': {...}}.
+RENORM_SCHEDULE = {'warmup_steps': 5000, 'dmax_steps': 25000, 'rmax_steps': 40000,
+                   'rmax': 3.0, 'dmax': 5.0}
 
 
 def canonical_normalizer(normalizer):
     """Returns the normalizer name with aliases resolved, or raises ValueError."""
-    if isinstance(normalizer, str) and normalizer.lower() in _ALIASES:
-        return _ALIASES[normalizer.lower()]
-    if normalizer not in NORMALIZERS:
-        raise ValueError(
-            'normalizer=%r is unknown; accepted: %s (or the string \'none\')'
-            % (normalizer, ', '.join(repr(n) for n in NORMALIZERS)))
-    return normalizer
+    if isinstance(normalizer, str) and normalizer.lower() in NORMALIZER_ALIASES:
+        return NORMALIZER_ALIASES[normalizer.lower()]
+    return checks.one_of(normalizer, NORMALIZERS + tuple(NORMALIZER_ALIASES),
+                         'normalizer')
 
 
 def group_norm(inputs, groups=32, data_format='NHWC', **kwargs):
@@ -64,16 +56,12 @@ def group_norm(inputs, groups=32, data_format='NHWC', **kwargs):
     channel is then instance norm, the limit the GN paper describes). With
     `group_size` in kwargs, `groups` is ignored.
     """
-    rank = inputs.shape.rank
-    if rank == 4:
+    if checks.rank(inputs, (2, 4), why='group_norm of nets.normalizers takes '
+                   'conv or fully-connected outputs; ') == 4:
         channels_axis = -1 if data_format == 'NHWC' else -3
         reduction_axes = (-3, -2) if data_format == 'NHWC' else (-2, -1)
-    elif rank == 2:
-        channels_axis, reduction_axes = -1, ()
     else:
-        raise ValueError('group_norm: inputs of rank %r (shape %s) are not '
-                         'supported here; accepted: rank 2 or 4'
-                         % (rank, inputs.shape))
+        channels_axis, reduction_axes = -1, ()
     if kwargs.get('group_size') is None:
         channels = inputs.shape[channels_axis]
         if channels is not None:
@@ -99,7 +87,7 @@ def normalizer_fn_and_params(normalizer, data_format='NHWC',
       ValueError: unknown normalizer or data_format, or 'layer' with NCHW.
     """
     normalizer = canonical_normalizer(normalizer)
-    check_data_format(data_format)
+    checks.data_format(data_format)
     user_params = dict(normalizer_params or {})
     if normalizer is None:
         return None, {}
@@ -107,8 +95,10 @@ def normalizer_fn_and_params(normalizer, data_format='NHWC',
         params = dict(batch_norm_params or {})
         params['data_format'] = data_format
         if normalizer == 'batch_renorm':
+            schedule = dict(RENORM_SCHEDULE, **user_params.pop('renorm_schedule', {}))
             params['renorm'] = True
-            params['renorm_clipping'] = dict(RENORM_CLIPPING)
+            params['renorm_clipping'] = batch_renorm.clipping_schedule(
+                tf.compat.v1.train.get_or_create_global_step(), **schedule)
         params.update(user_params)
         return slimnorm.batch_norm, params
     if normalizer == 'group':

@@ -16,13 +16,12 @@ Usage, as research/slim:
     logits, end_points = small_convnet(images, normalizer='group')
 """
 
-import numbers
-
 import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
 from nets import normalizers
+from slimnorm import checks
 
 DEFAULT_DEPTHS = (32, 64, 64, 128, 128)
 
@@ -39,8 +38,7 @@ def small_convnet_arg_scope(weight_decay=0.0, activation_fn=tf.nn.relu):
     The normalizer is an argument of `small_convnet` itself, because it must
     follow the network's data_format.
     """
-    if weight_decay < 0:
-        raise ValueError('weight_decay=%r must be >= 0' % (weight_decay,))
+    checks.at_least(weight_decay, 0, 'weight_decay')
     regularizer = slim.l2_regularizer(weight_decay) if weight_decay else None
     with slim.arg_scope(
             [slim.conv2d, slim.fully_connected],
@@ -50,36 +48,21 @@ def small_convnet_arg_scope(weight_decay=0.0, activation_fn=tf.nn.relu):
         return scope
 
 
-def _is_int(value, minimum):
-    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and value >= minimum)
-
-
 def _check_arguments(images, num_classes, normalizer, depths, fc_units,
                      data_format):
     """All argument checks, before any variable exists."""
-    normalizers.check_data_format(data_format)
+    checks.data_format(data_format)
     normalizer = normalizers.canonical_normalizer(normalizer)
-    if images.shape.rank != 4:
-        raise ValueError(
-            'images must be a rank-4 tensor (%s); got shape %s'
-            % ('batch, height, width, channels' if data_format == 'NHWC'
-               else 'batch, channels, height, width', images.shape))
-    if (isinstance(depths, (str, numbers.Number)) or not depths
-            or not all(_is_int(d, 1) for d in depths)):
-        raise ValueError('depths=%r must be a non-empty sequence of positive '
-                         'ints, e.g. %r' % (depths, DEFAULT_DEPTHS))
-    if fc_units is not None and not _is_int(fc_units, 1):
-        raise ValueError('fc_units=%r must be None or a positive int'
-                         % (fc_units,))
+    checks.rank(images, (4,), 'images', 'the network takes [%s] images; '
+                % ', '.join(data_format))
+    checks.int_sequence(depths, 'depths', minimum=1)
+    checks.optional_integer(fc_units, 'fc_units', minimum=1)
     if fc_units and normalizer == 'instance':
         raise ValueError(
             "fc_units=%r with normalizer='instance': instance norm needs "
-            "spatial axes and cannot normalize a fully-connected layer; use "
-            "fc_units=None or another normalizer" % (fc_units,))
-    if num_classes is not None and not _is_int(num_classes, 0):
-        raise ValueError('num_classes=%r must be None or an int >= 0'
-                         % (num_classes,))
+            "spatial axes and cannot normalize a fully-connected layer; "
+            "accepted: fc_units=None or another normalizer" % (fc_units,))
+    checks.optional_integer(num_classes, 'num_classes', minimum=0)
 
 
 def small_convnet(images,
@@ -115,7 +98,8 @@ def small_convnet(images,
       scope: variable scope.
 
     Raises:
-      ValueError: for any argument outside what is documented above.
+      ValueError (TypeError for a value of the wrong type): for any argument
+        outside what is documented above, from `slimnorm.checks`.
     """
     _check_arguments(images, num_classes, normalizer, depths, fc_units,
                      data_format)

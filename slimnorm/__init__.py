@@ -5,26 +5,74 @@ modules TensorFlow removed). slimnorm re-implements it on `tf.nn`
 primitives with the same signature, variable names and semantics, so
 `slim.batch_norm` -> `slimnorm.batch_norm` is the only change a user makes.
 
-`slimnorm.reference` (numpy) and `slimnorm.datasets` (optional extras) are
-not imported here on purpose: `import slimnorm` needs only TensorFlow,
-tf-slim and numpy.
+`import slimnorm` does not import TensorFlow: the layers (`batch_norm`,
+`batch_norm_layer`, `group_norm`, `layer_norm`, `instance_norm`) and
+`slimnorm.training` load on first use (PEP 562). The command line can then
+check its flags with `slimnorm.checks` and `slimnorm.choices` before
+TensorFlow's start-up.
+
+Packages: `slimnorm.train` (training loop, evaluation, run configuration),
+`slimnorm.data` (data sets), `slimnorm.bench` (benchmarks and experiments),
+`slimnorm.cli` (the console commands).
 """
 
-try:
-    import tensorflow as _tf  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised without TF only
-    raise ImportError(
-        "slimnorm needs TensorFlow 2.21, which is installed through an extra: "
-        "`pip install 'slimnorm[cpu]'` (tensorflow-cpu) or "
-        "`pip install 'slimnorm[gpu]'` (tensorflow[and-cuda]). "
-        "Original error: %s" % exc
-    ) from exc
+import importlib
+import sys
+import types
 
-from slimnorm.batch_norm import batch_norm, batch_norm_layer  # noqa: E402
-from slimnorm.group_norm import group_norm  # noqa: E402
-from slimnorm.instance_norm import instance_norm  # noqa: E402
-from slimnorm.layer_norm import layer_norm  # noqa: E402
-from slimnorm import training  # noqa: E402,F401  (create_train_op, check_update_ops)
+# Public name -> the submodule that defines it under the same name.
+_LAYERS = {
+    'batch_norm': 'slimnorm.batch_norm',
+    'batch_norm_layer': 'slimnorm.batch_norm',
+    'group_norm': 'slimnorm.group_norm',
+    'instance_norm': 'slimnorm.instance_norm',
+    'layer_norm': 'slimnorm.layer_norm',
+}
+_MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
 
-__all__ = ["batch_norm", "batch_norm_layer", "group_norm", "instance_norm", "layer_norm"]
-__version__ = "0.1.0"
+__all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm']
+__version__ = '0.1.0'
+
+
+def _import_with_tensorflow(module):
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised without TF only
+        raise ImportError(
+            'slimnorm needs TensorFlow 2.21, which is installed through an extra: '
+            "`pip install 'slimnorm[cpu]'` (tensorflow-cpu) or "
+            "`pip install 'slimnorm[gpu]'` (tensorflow[and-cuda]). "
+            f'Original error: {exc}') from exc
+    return importlib.import_module(module)
+
+
+def __getattr__(name):
+    if name in _LAYERS:
+        value = getattr(_import_with_tensorflow(_LAYERS[name]), name)
+        globals()[name] = value
+        return value
+    if name in _MODULES:
+        return _import_with_tensorflow(f'{__name__}.{name}')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAYERS) | set(_MODULES))
+
+
+class _Package(types.ModuleType):
+    """Keeps `slimnorm.batch_norm` the function once its module is imported.
+
+    Importing the submodule `slimnorm.batch_norm` binds the module object to
+    the package attribute of the same name; the public name is the
+    (slim.add_arg_scope-decorated) function it defines, so the binding is
+    redirected to that function.
+    """
+
+    def __setattr__(self, name, value):
+        if name in _LAYERS and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

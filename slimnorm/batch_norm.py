@@ -8,10 +8,14 @@ How it differs from `tf_slim.batch_norm` 1.1 (which no longer runs):
     both behind the same variables, updates and training-flag handling;
   * bad arguments fail here, at graph-build time, with the argument named.
 
-Variables, under `<scope>/BatchNorm/` (or `<scope>/` when `scope` is given):
+Variables, under `<scope>/BatchNorm/` (or `<scope>/` when `scope` is given),
+created in the order and dtype slim's code path for the same arguments
+created them, so position-based weight loaders and half-precision
+checkpoints written by slim code carry over (see `slim_layout`):
   beta (if center), gamma (if scale): trainable model variables, shape [C];
-  moving_mean, moving_variance: non-trainable model variables, also in
-  MOVING_AVERAGE_VARIABLES, never partitioned;
+  moving_mean, moving_variance: non-trainable model variables, never
+  partitioned, and (as in slim) not in MOVING_AVERAGE_VARIABLES, so
+  `ExponentialMovingAverage.variables_to_restore()` restores them as they are;
   renorm_mean, renorm_stddev when `renorm`; moving_mean/biased and
   moving_mean/local_step when `zero_debias_moving_mean` (TF's placement).
 
@@ -28,16 +32,51 @@ What happens to the statistics:
                                                                assign when it is True
 """
 
+from typing import NamedTuple
+
 import tensorflow as tf
 import tf_slim as slim
 
 from slimnorm import batch_norm_paths as paths
-from slimnorm import batch_renorm, checks, variables
+from slimnorm import batch_renorm, checks, ghost_batch, statistics, variables
 from slimnorm.moving_averages import assign_moving_average, zero_debias_variables
 
 PARAM_KEYS = ("beta", "gamma", "moving_mean", "moving_variance")
+REGULARIZED_KEYS = ("beta", "gamma")
+VARIABLE_NAMES = PARAM_KEYS + batch_renorm.VARIABLE_NAMES
 VARIANCE_ESTIMATORS = ("slim", "unbiased", "biased")
 SUPPORTED_RANKS = (2, 3, 4, 5)
+
+
+class BatchStatistics(NamedTuple):
+    """What one training step computes: the output and the moving-average targets."""
+    outputs: tf.Tensor
+    mean: tf.Tensor                # batch mean, the moving mean's target
+    moving_variance: tf.Tensor     # batch variance as `moving_variance_estimator` stores it
+    biased_variance: tf.Tensor     # the moments path's own variance (batch renorm uses it)
+
+
+def slim_layout(*, fused, rank, batch_weights, renorm, adjustment, zero_debias,
+                updates_collections):
+    """Which of tf-slim 1.1's three code paths the same arguments would take.
+
+    'fused' (its `_fused_batch_norm`), 'layer' (its Keras-layer path) or
+    'legacy'. It decides only what users can observe of slim's graph: the
+    variables' creation order (the layer creates gamma first), their dtype
+    (the legacy path uses the input's, half precision included), whether the
+    zero-debias variables are model variables (only the legacy path's custom
+    getter makes them so) and whether the updates collection receives
+    operations (the layer) or tensors. Which kernel runs is slimnorm's own
+    choice.
+    """
+    fusable = batch_weights is None and not renorm and rank in (2, 4) and adjustment is None
+    if (fused is None or fused) and fusable and (
+            zero_debias or rank == 2 or updates_collections != tf.compat.v1.GraphKeys.UPDATE_OPS):
+        return "fused"
+    if batch_weights is None and not zero_debias and (
+            updates_collections == tf.compat.v1.GraphKeys.UPDATE_OPS):
+        return "layer"
+    return "legacy"
 
 
 @slim.add_arg_scope
@@ -64,17 +103,19 @@ def batch_norm(inputs,
                renorm_clipping=None,
                renorm_decay=0.99,
                adjustment=None,
-               moving_variance_estimator="slim"):
+               moving_variance_estimator="slim",
+               virtual_batch_size=None):
     """Batch normalization (Ioffe & Szegedy 2015), a drop-in for slim.batch_norm.
 
     Args:
       inputs: float tensor of rank 2 to 5, static rank and channel dimension.
       decay: moving-average decay in [0, 1]; lower it (0.9) for short runs.
       center, scale: create beta / gamma. scale=False suits a following ReLU.
-      epsilon: > 0, added to the variance. The fused kernel raises it to 1.001e-5.
+      epsilon: >= 0, added to the variance. The fused kernel raises it to
+        1.001e-5, as TensorFlow's wrapper and therefore slim did.
       activation_fn: applied to the output, e.g. tf.nn.relu.
-      param_initializers, param_regularizers: dicts keyed by 'beta', 'gamma',
-        'moving_mean', 'moving_variance'.
+      param_initializers: dict keyed by 'beta', 'gamma', 'moving_mean',
+        'moving_variance'; param_regularizers: dict keyed by 'beta', 'gamma'.
       updates_collections: where the moving-average update ops go; None runs
         them in place (simpler, slightly slower).
       is_training: Python bool, or a scalar bool tensor (tf.cond is built).
@@ -93,96 +134,114 @@ def batch_norm(inputs,
         unbiased batch variance on the fused path, the biased one on the
         moments path (tensorflow issue 55545). 'unbiased' or 'biased' make
         both paths store that estimator.
+      virtual_batch_size: ghost batch norm (see `slimnorm.ghost_batch`): in
+        training, each run of this many examples is normalised with its own
+        statistics; it must divide the batch size. None: the whole batch.
 
     Returns:
       A tensor of the shape and dtype of `inputs`.
     """
     inputs = tf.convert_to_tensor(inputs)
-    rank = checks.rank(inputs, SUPPORTED_RANKS)
     checks.data_format(data_format)
-    epsilon = checks.positive(epsilon, "epsilon")
+    rank = checks.rank(inputs, SUPPORTED_RANKS)
+    epsilon = checks.non_negative(epsilon, "epsilon")
     checks.unit_interval(decay, "decay")
     checks.unit_interval(renorm_decay, "renorm_decay")
     training = checks.training_flag(is_training)
     initializers = checks.dict_keys(param_initializers, PARAM_KEYS, "param_initializers")
-    regularizers = checks.dict_keys(param_regularizers, PARAM_KEYS, "param_regularizers")
-    clipping = checks.dict_keys(renorm_clipping, batch_renorm.CLIPPING_KEYS, "renorm_clipping")
+    regularizers = checks.dict_keys(param_regularizers, REGULARIZED_KEYS, "param_regularizers")
+    checks.collections(variables_collections, VARIABLE_NAMES)
+    clipping = batch_renorm.check_clipping(renorm_clipping)
     checks.one_of(moving_variance_estimator, VARIANCE_ESTIMATORS, "moving_variance_estimator")
-    if adjustment is not None and not callable(adjustment):
-        raise TypeError("adjustment must be None or a callable taking the input shape, "
-                        "got %r." % (adjustment,))
+    checks.optional_callable(adjustment, "adjustment", "a function of the input shape")
     axis = paths.channel_axis(data_format, rank)
     channels = checks.axis_dim(inputs, axis)
-    dtype = checks.param_dtype(inputs)
+    dtype = checks.param_dtype(inputs)     # of the statistics and the arithmetic
     if batch_weights is not None:
         batch_weights = _check_batch_weights(batch_weights, inputs)
+    ghost = ghost_batch.check(virtual_batch_size, inputs, renorm=renorm, adjustment=adjustment)
+    layout = slim_layout(fused=fused, rank=rank, batch_weights=batch_weights, renorm=renorm,
+                         adjustment=adjustment, zero_debias=zero_debias_moving_mean,
+                         updates_collections=updates_collections)
+    variable_dtype = inputs.dtype.base_dtype if layout == "legacy" else dtype
     use_fused = (fused is None or bool(fused)) and rank in (2, 4) and (
         batch_weights is None and not renorm and adjustment is None) and (
         inputs.dtype.base_dtype in paths.FUSED_DTYPES)
 
     with tf.compat.v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse) as sc:
-        def param(name, init, trainable_, partitioned=True, extra=()):
+        def param(name, init, trainable_, partitioned=True):
             return variables.parameter(
-                name, [channels], dtype, initializers, regularizers, variables_collections,
-                trainable_, init, partitioned=partitioned, extra_collections=extra)
+                name, [channels], variable_dtype, initializers, regularizers,
+                variables_collections, trainable_, init, partitioned=partitioned)
 
-        beta = param("beta", variables.ZEROS, trainable) if center else None
-        gamma = param("gamma", variables.ONES, trainable) if scale else None
-        averages = (tf.compat.v1.GraphKeys.MOVING_AVERAGE_VARIABLES,)
-        moving_mean = param("moving_mean", variables.ZEROS, False, False, averages)
-        moving_variance = param("moving_variance", variables.ONES, False, False, averages)
-        renorm_vars = (batch_renorm.create_variables(channels, dtype, variables_collections)
+        # beta/gamma in the order slim's path for these arguments created them.
+        wanted = {"beta": (center, variables.ZEROS), "gamma": (scale, variables.ONES)}
+        order = ("gamma", "beta") if layout == "layer" else ("beta", "gamma")
+        affine = {name: param(name, wanted[name][1], trainable)
+                  for name in order if wanted[name][0]}
+        beta, gamma = affine.get("beta"), affine.get("gamma")
+        moving_mean = param("moving_mean", variables.ZEROS, False, partitioned=False)
+        moving_variance = param("moving_variance", variables.ONES, False, partitioned=False)
+        renorm_vars = (batch_renorm.create_variables(channels, variable_dtype,
+                                                     variables_collections)
                        if renorm and training is not False else None)
-        debias = (zero_debias_variables(moving_mean)
+        debias = (zero_debias_variables(moving_mean, model_variables=layout == "legacy")
                   if zero_debias_moving_mean and training is not False else None)
 
-        beta_t = None if beta is None else variables.as_tensor(beta)
-        gamma_t = None if gamma is None else variables.as_tensor(gamma)
+        beta_t = None if beta is None else variables.as_tensor(beta, dtype)
+        gamma_t = None if gamma is None else variables.as_tensor(gamma, dtype)
         if use_fused:
             beta_t = tf.zeros([channels], dtype) if beta_t is None else beta_t
             gamma_t = tf.ones([channels], dtype) if gamma_t is None else gamma_t
 
         def infer():
-            mean, variance = tf.convert_to_tensor(moving_mean), tf.convert_to_tensor(moving_variance)
+            mean = variables.as_tensor(moving_mean, dtype)
+            variance = variables.as_tensor(moving_variance, dtype)
             if use_fused:
-                return paths.fused_inference(inputs, gamma_t, beta_t, mean, variance, epsilon,
-                                             data_format, rank)
-            return paths.moments_normalize(inputs, mean, variance, beta_t, gamma_t, epsilon,
-                                           axis, rank, dtype, inputs.dtype)
+                return paths.fused_inference(inputs, mean=mean, variance=variance, beta=beta_t,
+                                             gamma=gamma_t, epsilon=epsilon,
+                                             data_format=data_format)
+            return paths.normalize(tf.cast(inputs, dtype), mean=mean, variance=variance,
+                                   epsilon=epsilon, axis=axis, scale=gamma_t, offset=beta_t,
+                                   out_dtype=inputs.dtype)
 
         def train():
-            """(outputs, batch mean, variance for the moving average, the path's own variance).
-
-            The last one feeds batch renorm only, which always takes the
-            moments path, where that variance is the biased one it needs.
-            """
+            if ghost is not None:
+                return _ghost_train(inputs, ghost, fused=use_fused and ghost_batch.fusable(inputs),
+                                    axis=axis, dtype=dtype, beta=beta_t, gamma=gamma_t,
+                                    epsilon=epsilon, data_format=data_format,
+                                    batch_weights=batch_weights,
+                                    estimator=moving_variance_estimator)
             if use_fused:
-                y, mean, variance = paths.fused_train(inputs, gamma_t, beta_t, epsilon,
-                                                      data_format, rank)
+                y, mean, variance = paths.fused_train(inputs, beta=beta_t, gamma=gamma_t,
+                                                      epsilon=epsilon, data_format=data_format)
                 unbiased = True
             else:
-                x, mean, variance, shift = paths.shifted_moments(inputs, axis, rank, dtype,
-                                                                 batch_weights)
-                y = _transformed_normalize(x, mean, variance, shift, beta_t, gamma_t, epsilon,
-                                           axis, rank, adjustment, renorm_vars, clipping,
-                                           inputs.dtype)
-                mean = mean + shift
+                x = tf.cast(inputs, dtype)
+                mean, variance = paths.moments(x, axis, batch_weights)
+                scale_, offset = _transforms(
+                    x, axis=axis, mean=mean, variance=variance, beta=beta_t, gamma=gamma_t,
+                    epsilon=epsilon, adjustment=adjustment, renorm_vars=renorm_vars,
+                    clipping=clipping)
+                y = paths.normalize(x, mean=mean, variance=variance, epsilon=epsilon,
+                                    axis=axis, scale=scale_, offset=offset,
+                                    out_dtype=inputs.dtype)
                 unbiased = False
-            count = paths.values_per_channel(inputs, axis, rank, dtype)
+            count = statistics.count(inputs, [a for a in range(rank) if a != axis], dtype)
             moving = paths.convert_variance(variance, count, unbiased, moving_variance_estimator)
-            return y, mean, moving, variance
+            return BatchStatistics(y, mean, moving, variance)
+
+        def frozen():
+            """The eval branch of tf.cond: outputs from, and targets equal to, the averages."""
+            mean = tf.convert_to_tensor(moving_mean)
+            variance = tf.convert_to_tensor(moving_variance)
+            return BatchStatistics(infer(), mean, variance, variance)
 
         if training is False:
             outputs = infer()
         else:
-            if training is True:
-                outputs, mean, variance, batch_variance = train()
-            else:
-                outputs, mean, variance, batch_variance = tf.cond(
-                    training, train,
-                    lambda: (infer(), tf.convert_to_tensor(moving_mean),
-                             tf.convert_to_tensor(moving_variance),
-                             tf.convert_to_tensor(moving_variance)))
+            batch = train() if training is True else tf.cond(training, train, frozen)
+            outputs = batch.outputs
 
             def update():
                 renorm_updates = []
@@ -190,11 +249,12 @@ def batch_norm(inputs,
                     # r and d must read the renorm averages before they move;
                     # the renorm updates ride on the two usual ops, as in slim.
                     with tf.control_dependencies([outputs]):
-                        renorm_updates = batch_renorm.updates(*renorm_vars, mean, batch_variance,
-                                                              epsilon, renorm_decay)
+                        renorm_updates = batch_renorm.updates(
+                            *renorm_vars, batch.mean, batch.biased_variance, epsilon,
+                            renorm_decay)
                 with tf.control_dependencies(renorm_updates):
-                    return [assign_moving_average(moving_mean, mean, decay, debias=debias),
-                            assign_moving_average(moving_variance, variance, decay)]
+                    return [assign_moving_average(moving_mean, batch.mean, decay, debias=debias),
+                            assign_moving_average(moving_variance, batch.moving_variance, decay)]
 
             if training is True:
                 update_ops = update()
@@ -206,43 +266,54 @@ def batch_norm(inputs,
                 with tf.control_dependencies(update_ops):
                     outputs = tf.identity(outputs)
             else:
-                for op in update_ops:
-                    tf.compat.v1.add_to_collections(updates_collections, op)
+                # What slim collected: its Keras-layer path the update operations,
+                # its other paths the updated values (tensors).
+                for update in update_ops:
+                    tf.compat.v1.add_to_collections(
+                        updates_collections, update.op if layout == "layer" else update)
         outputs.set_shape(inputs.shape)
         if activation_fn is not None:
             outputs = activation_fn(outputs)
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, outputs)
 
 
-def _transformed_normalize(x, mean, variance, shift, beta, gamma, epsilon, axis, rank,
-                           adjustment, renorm_vars, clipping, out_dtype):
-    """Moments-path training output with renorm's (r, d) and `adjustment` folded in.
+def _ghost_train(inputs, size, *, fused, axis, dtype, beta, gamma, epsilon, data_format,
+                 batch_weights, estimator):
+    """Training with virtual batches: BatchStatistics with their averaged statistics."""
+    if fused:
+        y, mean, variance = ghost_batch.fused_train(inputs, size=size, beta=beta, gamma=gamma,
+                                                    epsilon=epsilon, data_format=data_format)
+    else:
+        y, mean, variance = ghost_batch.moments_train(
+            tf.cast(inputs, dtype), size=size, axis=axis, batch_weights=batch_weights,
+            beta=beta, gamma=gamma, epsilon=epsilon, out_dtype=inputs.dtype)
+    count = ghost_batch.values_per_channel(inputs, axis, size, dtype)
+    moving = paths.convert_variance(variance, count, fused, estimator)
+    return BatchStatistics(y, mean, moving, variance)
 
-    `x` and `mean` are shifted by `shift` (see paths.shifted_moments).
-    Composition, innermost first: x_hat -> x_hat * r + d -> * adj_scale + adj_bias
-    -> * gamma + beta, folded into one scale and offset.
+
+def _transforms(x, *, axis, mean, variance, beta, gamma, epsilon, adjustment, renorm_vars,
+                clipping):
+    """(scale, offset) of the moments path's training output after x_hat.
+
+    Plain batch norm: (gamma, beta). With batch renorm's (r, d) and
+    `adjustment`'s (scale, bias), innermost first: x_hat -> x_hat * r + d ->
+    * adj_scale + adj_bias -> * gamma + beta, composed into one affine map.
+    `adjustment` may return any shape that broadcasts against the inputs, so
+    next to it the map is composed in the inputs' layout, not per channel.
     """
-    dtype = x.dtype
-    if adjustment is None:
-        scale, offset = gamma, beta
-        if renorm_vars is not None:
-            r, d = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars,
-                                              clipping)
-            scale, offset = _compose(r, d, scale, offset)
-        return paths.moments_normalize(x, mean, variance, offset, scale, epsilon,
-                                       axis, rank, dtype, out_dtype)
-    # `adjustment` may return any shape that broadcasts against the inputs, so
-    # compose in the inputs' own layout rather than per channel.
     def b(param):
-        return paths.broadcast(param, rank, axis)
+        return param if adjustment is None else paths.broadcast(param, x.shape.rank, axis)
 
-    adj_scale, adj_bias = adjustment(tf.shape(x))
-    scale, offset = _compose(tf.cast(adj_scale, dtype), tf.cast(adj_bias, dtype), b(gamma), b(beta))
+    scale, offset = b(gamma), b(beta)
+    if adjustment is not None:
+        adj_scale, adj_bias = adjustment(tf.shape(x))
+        scale, offset = _compose(tf.cast(adj_scale, x.dtype), tf.cast(adj_bias, x.dtype),
+                                 scale, offset)
     if renorm_vars is not None:
-        r, d = batch_renorm.correction(mean + shift, variance, epsilon, *renorm_vars, clipping)
+        r, d = batch_renorm.correction(mean, variance, epsilon, *renorm_vars, clipping)
         scale, offset = _compose(b(r), b(d), scale, offset)
-    x_hat = tf.nn.batch_normalization(x, b(mean), b(variance), None, None, epsilon)
-    return tf.cast(x_hat * scale + offset, out_dtype)
+    return scale, offset
 
 
 def _compose(first_scale, first_offset, then_scale, then_offset):

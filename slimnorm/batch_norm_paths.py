@@ -3,10 +3,15 @@
 * fused: TensorFlow's FusedBatchNorm kernel (one pass for statistics, one for
   the output, a hand-written gradient). Rank 2 or 4, half or single precision. Its batch variance
   output is Bessel-corrected (unbiased): tensorflow issue 55545.
-* moments: `tf.nn.moments` / `tf.nn.weighted_moments` followed by
-  `tf.nn.batch_normalization`, any rank, batch weights, and the extra
-  per-channel transforms of batch renorm and `adjustment`. Its variance is
-  the biased (divide-by-n) one.
+* moments: shifted `tf.nn.moments` / `tf.nn.weighted_moments`, then
+  `normalize`, any rank, batch weights, and the extra per-channel transforms
+  of batch renorm and `adjustment`. Its variance is the biased (divide-by-n)
+  one.
+
+Training and inference on the moments path go through the same `normalize`
+arithmetic, so once the moving averages have converged to the batch
+statistics, a training-mode and an eval-mode output are the same numbers (as
+slim's were), not merely close.
 
 Half-precision inputs are normalised with float32 statistics: the fused
 kernel does this itself, the moments path casts.
@@ -14,8 +19,10 @@ kernel does this itself, the moments path casts.
 
 import tensorflow as tf
 
+from slimnorm import statistics
+
 # The fused kernel refuses smaller epsilons (cuDNN's limit); its Python
-# wrapper raises epsilon to this value, and so do we, explicitly.
+# wrapper raises epsilon to this value, and so do we, explicitly, as slim did.
 FUSED_MIN_EPSILON = 1.001e-5
 # Input dtypes the kernel has (float64 goes through the moments path).
 FUSED_DTYPES = (tf.float16, tf.bfloat16, tf.float32)
@@ -36,8 +43,9 @@ def _from_rank4(outputs, inputs, rank):
     return outputs if rank == 4 else tf.reshape(outputs, tf.shape(inputs))
 
 
-def fused_train(inputs, gamma, beta, epsilon, data_format, rank):
+def fused_train(inputs, *, beta, gamma, epsilon, data_format):
     """Returns (outputs, batch mean, unbiased batch variance)."""
+    rank = inputs.shape.rank
     x, fmt = _as_rank4(inputs, rank, data_format)
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
         x, gamma, beta, epsilon=max(epsilon, FUSED_MIN_EPSILON), data_format=fmt,
@@ -45,7 +53,8 @@ def fused_train(inputs, gamma, beta, epsilon, data_format, rank):
     return _from_rank4(y, inputs, rank), mean, variance
 
 
-def fused_inference(inputs, gamma, beta, mean, variance, epsilon, data_format, rank):
+def fused_inference(inputs, *, mean, variance, beta, gamma, epsilon, data_format):
+    rank = inputs.shape.rank
     x, fmt = _as_rank4(inputs, rank, data_format)
     y, _, _ = tf.compat.v1.nn.fused_batch_norm(
         x, gamma, beta, mean=mean, variance=variance,
@@ -55,60 +64,50 @@ def fused_inference(inputs, gamma, beta, mean, variance, epsilon, data_format, r
 
 def broadcast(param, rank, axis):
     """[C] -> a shape that broadcasts along `axis` (a no-op for the last axis)."""
-    if param is None or axis == rank - 1:
+    if param is None or axis == rank - 1 or param.shape.rank != 1:
         return param
     shape = [1] * rank
     shape[axis] = -1
     return tf.reshape(param, shape)
 
 
-def shifted_moments(inputs, axis, rank, dtype, batch_weights=None):
-    """Per-channel statistics of `inputs - shift`, computed in `dtype`.
+def moments(x, axis, batch_weights=None):
+    """Per-channel batch mean and biased variance of `x`, each of shape [C].
 
-    The shift is one sample's value per channel (no gradient). Subtracting it
-    first keeps the reduction on values of the data's spread rather than its
-    offset: for inputs like 1e4 + N(0, 1) in float32 the plain mean is off by
-    ~1e-3 (the float32 spacing at 1e4), and x - mean inherits that error.
-    Normalising the shifted tensor with the shifted mean is exact.
-
-    Returns (shifted inputs, shifted mean, biased variance, shift); the batch
-    mean is shifted mean + shift, each of shape [C].
+    The statistics are taken of `x - shift` (see `statistics`): for inputs
+    like 1e4 + N(0, 1) in float32 the unshifted variance would lose its
+    digits; the mean is then the shifted mean + shift.
     """
-    x = tf.cast(inputs, dtype)
+    rank = x.shape.rank
     axes = [a for a in range(rank) if a != axis]
-    begin = [0] * rank
-    size = [1] * rank
-    size[axis] = -1
-    shift = tf.stop_gradient(tf.reshape(tf.slice(x, begin, size), [-1]))
-    x = x - broadcast(shift, rank, axis)
+    shift = statistics.first_values(x, axes)
+    shifted = x - shift
     if batch_weights is None:
-        mean, variance = tf.nn.moments(x, axes)
+        mean, variance = tf.nn.moments(shifted, axes)
     else:
-        weights = tf.reshape(tf.cast(batch_weights, dtype), [-1] + [1] * (rank - 1))
-        mean, variance = tf.nn.weighted_moments(x, axes, weights)
-    return x, mean, variance, shift
+        weights = tf.reshape(tf.cast(batch_weights, x.dtype), [-1] + [1] * (rank - 1))
+        mean, variance = tf.nn.weighted_moments(shifted, axes, weights)
+    return mean + tf.reshape(shift, [-1]), variance
 
 
-def moments_normalize(x, mean, variance, offset, scale, epsilon, axis, rank, dtype,
-                      out_dtype=None):
-    """tf.nn.batch_normalization in `dtype`, cast to `out_dtype` (x's dtype)."""
-    out_dtype = out_dtype or x.dtype
-    y = tf.nn.batch_normalization(
-        tf.cast(x, dtype), broadcast(mean, rank, axis), broadcast(variance, rank, axis),
-        broadcast(offset, rank, axis), broadcast(scale, rank, axis), epsilon)
-    return tf.cast(y, out_dtype)
+def normalize(x, *, mean, variance, epsilon, axis, scale=None, offset=None, out_dtype=None):
+    """(x - mean) * rsqrt(variance + epsilon) * scale + offset, cast to `out_dtype`.
 
-
-def values_per_channel(inputs, axis, rank, dtype):
-    """Number of values each channel's statistics average over (n of n/(n-1))."""
-    dims = [inputs.shape[a] for a in range(rank) if a != axis]
-    if all(d is not None for d in dims):
-        count = 1
-        for d in dims:
-            count *= int(d)
-        return tf.constant(float(count), dtype)
-    shape = tf.shape(inputs)
-    return tf.cast(tf.reduce_prod([shape[a] for a in range(rank) if a != axis]), dtype)
+    `mean` and `variance` are [C]; `scale` and `offset` are None, [C], or any
+    shape that broadcasts against x (batch renorm's and `adjustment`'s
+    transforms). Subtracting the mean first keeps the output exact on
+    large-mean inputs, in training and in inference alike. The ops live in a
+    `batchnorm` name scope, as tf.nn.batch_normalization's (and so slim's) did.
+    """
+    rank = x.shape.rank
+    with tf.name_scope("batchnorm"):
+        factor = tf.math.rsqrt(broadcast(variance, rank, axis) + epsilon)
+        if scale is not None:
+            factor = factor * broadcast(scale, rank, axis)
+        y = (x - broadcast(mean, rank, axis)) * factor
+        if offset is not None:
+            y = y + broadcast(offset, rank, axis)
+        return y if out_dtype in (None, y.dtype) else tf.cast(y, out_dtype)
 
 
 def convert_variance(variance, count, unbiased_in, estimator):

@@ -14,10 +14,33 @@ Variables (as tf-slim/Keras named them): `renorm_mean` (init 0) and
 
 import tensorflow as tf
 
-from slimnorm import variables
+from slimnorm import checks, variables
 from slimnorm.moving_averages import assign_moving_average
 
 CLIPPING_KEYS = ("rmax", "rmin", "dmax")
+VARIABLE_NAMES = ("renorm_mean", "renorm_stddev")
+
+
+def check_clipping(renorm_clipping):
+    """The clipping dict, checked: known keys, and bounds that admit r=1, d=0.
+
+    r = 1 and d = 0 (no correction) is where training meets inference, so a
+    bound that excludes it (rmax < 1, rmin > 1, dmax < 0) or contradicts
+    another (rmin > rmax) can only make a model that never evaluates as it
+    trained. Tensor values (schedules) are accepted as they are.
+    """
+    clipping = checks.dict_keys(renorm_clipping, CLIPPING_KEYS, "renorm_clipping")
+    numbers_ = {key: value for key, value in clipping.items()
+                if value is not None and not isinstance(value, (tf.Tensor, tf.Variable))}
+    for key, value in numbers_.items():
+        checks.non_negative(value, "renorm_clipping[%r]" % key)
+    accepted = "accepted are 0 <= rmin <= 1 <= rmax and dmax >= 0"
+    if numbers_.get("rmax", 1) < 1 or numbers_.get("rmin", 1) > 1:
+        raise ValueError("renorm_clipping=%r leaves out r = 1, the value where training "
+                         "matches inference; %s." % (renorm_clipping, accepted))
+    if numbers_.get("rmin", 0) > numbers_.get("rmax", float("inf")):
+        raise ValueError("renorm_clipping=%r has rmin > rmax; %s." % (renorm_clipping, accepted))
+    return clipping
 
 
 def create_variables(channels, dtype, variables_collections):
@@ -51,3 +74,31 @@ def updates(renorm_mean, renorm_stddev, mean, variance, epsilon, renorm_decay):
         assign_moving_average(renorm_stddev, tf.sqrt(variance + epsilon), renorm_decay,
                               name="AssignRenormStddev"),
     ]
+
+
+def clipping_schedule(global_step, *, warmup_steps=5000, dmax_steps=25000, rmax_steps=40000,
+                      rmax=3.0, dmax=5.0):
+    """The paper's renorm_clipping warm-up, as tensors of `global_step`.
+
+    Ioffe (2017), section 4: plain batch norm (rmax = 1, dmax = 0) for the
+    first `warmup_steps`, then rmax relaxed linearly to `rmax` at
+    `rmax_steps` and dmax to `dmax` at `dmax_steps` (5k, 40k and 25k steps on
+    ImageNet); rmin = 1 / rmax. Scale the steps to the length of a run.
+    """
+    checks.integer(warmup_steps, "warmup_steps", minimum=0)
+    for name, steps in (("dmax_steps", dmax_steps), ("rmax_steps", rmax_steps)):
+        if checks.integer(steps, name, minimum=0) <= warmup_steps:
+            raise ValueError("%s=%d must be larger than warmup_steps=%d; the bound is relaxed "
+                             "between the two." % (name, steps, warmup_steps))
+    if checks.positive(rmax, "rmax") < 1:
+        raise ValueError("rmax=%r must be >= 1 (r = 1 is plain batch norm)." % (rmax,))
+    checks.non_negative(dmax, "dmax")
+    step = tf.cast(global_step, tf.float32)
+
+    def ramp(end_step):
+        """0 until warmup_steps, then linearly to 1 at end_step."""
+        return tf.clip_by_value((step - warmup_steps) / float(end_step - warmup_steps), 0.0, 1.0)
+
+    r_max = 1.0 + (rmax - 1.0) * ramp(rmax_steps)
+    return {"rmax": r_max, "rmin": 1.0 / r_max, "dmax": dmax * ramp(dmax_steps)}
+

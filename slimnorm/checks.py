@@ -19,7 +19,8 @@ DATA_FORMATS = ("NHWC", "NCHW")
 def data_format(value, arg="data_format"):
     """Returns `value` if it is 'NHWC' or 'NCHW', else raises ValueError."""
     if value not in DATA_FORMATS:
-        raise ValueError("%s must be one of %s, got %r." % (arg, DATA_FORMATS, value))
+        raise ValueError("%s has to be either NCHW or NHWC (channels on axis 1 or last), "
+                         "got %r." % (arg, value))
     return value
 
 
@@ -28,8 +29,9 @@ def rank(inputs, accepted=None, arg="inputs", why=""):
     ndims = inputs.shape.rank
     if ndims is None:
         raise ValueError(
-            "%s %s has unknown rank; a static rank is needed to choose the "
-            "normalisation axes (set the shape, e.g. with set_shape)." % (arg, inputs.name))
+            "%s %s has undefined rank: its rank is unknown when the graph is built, and "
+            "a static rank is needed to choose the normalisation axes (set the shape, "
+            "e.g. with set_shape)." % (arg, inputs.name))
     if accepted is not None and ndims not in accepted:
         raise ValueError("%s %s has rank %d (shape %s); %saccepted ranks are %s." % (
             arg, inputs.name, ndims, inputs.shape, why, tuple(accepted)))
@@ -41,9 +43,9 @@ def axis_dim(inputs, axis, arg="inputs", what="channels"):
     size = inputs.shape[axis]
     if size is None:
         raise ValueError(
-            "%s %s has an unknown %s dimension (axis %d of shape %s); it must be "
-            "known when the graph is built because parameter shapes depend on "
-            "it." % (arg, inputs.name, what, axis, inputs.shape))
+            "%s %s has undefined %s dimension (axis %d of shape %s): it is unknown "
+            "when the graph is built, and parameter shapes depend on it." % (
+                arg, inputs.name, what, axis, inputs.shape))
     return int(size)
 
 
@@ -51,6 +53,13 @@ def positive(value, arg):
     """Python number > 0, else ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError("%s must be a number > 0, got %r." % (arg, value))
+    return float(value)
+
+
+def non_negative(value, arg):
+    """Python number >= 0 (epsilon), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError("%s must be a number >= 0, got %r." % (arg, value))
     return float(value)
 
 
@@ -138,8 +147,9 @@ def axis(value, ndims, arg):
     """An axis index of a rank-`ndims` tensor in [-ndims, ndims), made >= 0."""
     value = integer(value, arg)
     if not -ndims <= value < ndims:
-        raise ValueError("%s=%d is out of range for inputs of rank %d; accepted are "
-                         "%d to %d." % (arg, value, ndims, -ndims, ndims - 1))
+        raise ValueError("Axis is out of bounds: %s=%d for inputs of rank %d (an axis must "
+                         "be < rank(inputs)); accepted are %d to %d." % (
+                             arg, value, ndims, -ndims, ndims - 1))
     return value % ndims
 
 
@@ -151,9 +161,58 @@ def boolean(value, arg):
     return bool(value)
 
 
-def optional_callable(value, arg):
+def optional_callable(value, arg, what="a callable such as tf.nn.relu"):
     """None or a callable, e.g. activation_fn=tf.nn.relu."""
     if value is not None and not callable(value):
-        raise TypeError("%s must be None or a callable such as tf.nn.relu, got %r." % (
-            arg, value))
+        raise TypeError("%s must be None or %s, got %r." % (arg, what, value))
     return value
+
+
+def collections(value, names, arg="variables_collections"):
+    """None, a list of collection names, or a dict keyed by variable names.
+
+    slim's rule: a dict gives each variable its own collections. A key that
+    names none of the layer's variables is a typo that would silently leave
+    a variable out of the collection the user meant, so it is refused (keys
+    of variables that this configuration does not create, e.g. 'gamma' with
+    scale=False, are accepted: one dict serves a whole arg_scope).
+    """
+    if isinstance(value, dict):
+        dict_keys(value, names, arg)
+    elif value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple))):
+        raise TypeError("%s must be None, a list of collection names or a dict keyed by "
+                        "%s, got %r." % (arg, tuple(names), value))
+    return value
+
+
+def at_least(value, minimum, arg):
+    """A Python number (not a bool) >= `minimum`, returned unchanged."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            not value >= minimum):
+        raise ValueError("%s must be a number >= %s, got %r." % (arg, minimum, value))
+    return value
+
+
+def optional_fraction(value, arg):
+    """None, or a Python number strictly between 0 and 1 (a decay rate)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            not 0 < value < 1):
+        raise ValueError("%s must be None or a number in (0, 1), got %r." % (arg, value))
+    return value
+
+
+def optional_integer(value, arg, minimum=None):
+    """None, or what `integer` accepts."""
+    return None if value is None else integer(value, arg, minimum)
+
+
+def int_sequence(value, arg, minimum=1):
+    """A non-empty list or tuple of integers >= `minimum`, returned as a tuple."""
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            and v >= minimum for v in value):
+        raise ValueError("%s must be a non-empty list of integers >= %d, got %r." % (
+            arg, minimum, value))
+    return tuple(int(v) for v in value)

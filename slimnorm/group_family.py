@@ -18,7 +18,8 @@ from slimnorm import checks, group_math, variables
 PARAM_KEYS = ("beta", "gamma")
 
 
-def check_common(inputs, epsilon, param_initializers, param_regularizers, activation_fn):
+def check_common(inputs, epsilon, param_initializers, param_regularizers, activation_fn,
+                 variables_collections):
     """Checks the arguments every layer of the family has.
 
     Returns (inputs as a tensor, compute dtype, epsilon, initializers dict,
@@ -26,10 +27,11 @@ def check_common(inputs, epsilon, param_initializers, param_regularizers, activa
     """
     inputs = tf.convert_to_tensor(inputs)
     dtype = checks.param_dtype(inputs)
-    epsilon = checks.positive(epsilon, "epsilon")
+    epsilon = checks.non_negative(epsilon, "epsilon")
     initializers = checks.dict_keys(param_initializers, PARAM_KEYS, "param_initializers")
     regularizers = checks.dict_keys(param_regularizers, PARAM_KEYS, "param_regularizers")
     checks.optional_callable(activation_fn, "activation_fn")
+    checks.collections(variables_collections, PARAM_KEYS)
     return inputs, dtype, epsilon, initializers, regularizers
 
 
@@ -63,33 +65,47 @@ def _merge(sizes_roles):
     return view, roles
 
 
-def normalize(inputs, sizes_roles, params_shape, center, scale, epsilon, dtype,
-              initializers, regularizers, variables_collections, trainable):
+def normalize(inputs, sizes_roles, params_shape, *, center, scale, epsilon, dtype,
+              initializers, regularizers, variables_collections, trainable, output_name):
     """Creates beta/gamma of `params_shape` in the current scope and normalises.
 
     `sizes_roles` lists (size, role) for the inputs' axes in order, with the
     channel axis of group norm already split into (groups, 'g') and
     (channels per group, 'm'); sizes of 'g' and 'm' axes are Python ints and
     their product, in order, is the number of parameters.
+
+    beta and gamma have the inputs' dtype, as slim's (a float16 checkpoint
+    written by slim code restores); the arithmetic runs in `dtype`. The
+    output op is named `output_name` within the layer's name scope (slim's
+    name for it, which frozen-graph users select outputs by); everything
+    else lives under a `normalize` name scope so that name is free.
     """
     def param(name, default):
         return variables.as_tensor(variables.parameter(
-            name, list(params_shape), dtype, initializers, regularizers,
-            variables_collections, trainable, default))
+            name, list(params_shape), inputs.dtype.base_dtype, initializers, regularizers,
+            variables_collections, trainable, default), dtype)
 
     beta = param("beta", variables.ZEROS) if center else None
     gamma = param("gamma", variables.ONES) if scale else None
-    view, roles = _merge(sizes_roles)
-    # beta/gamma in the view: their sizes on the 'g'/'m' axes, 1 elsewhere.
-    param_view, _ = _merge([(size if role in "gm" else 1, role) for size, role in sizes_roles])
-    x = tf.reshape(tf.cast(inputs, dtype), view)
-    y = group_math.normalize(
-        x, roles,
-        None if gamma is None else tf.reshape(gamma, param_view),
-        None if beta is None else tf.reshape(beta, param_view),
-        epsilon)
-    shape = inputs.shape.as_list() if inputs.shape.is_fully_defined() else tf.shape(inputs)
-    y = tf.cast(tf.reshape(y, shape), inputs.dtype)
+    with tf.name_scope("normalize"):
+        view, roles = _merge(sizes_roles)
+        # beta/gamma in the view: their sizes on the 'g'/'m' axes, 1 elsewhere.
+        param_view, _ = _merge([(size if role in "gm" else 1, role)
+                                for size, role in sizes_roles])
+        x = tf.reshape(tf.cast(inputs, dtype), view)
+        y = group_math.normalize(
+            x, roles,
+            None if gamma is None else tf.reshape(gamma, param_view),
+            None if beta is None else tf.reshape(beta, param_view),
+            epsilon)
+        y = tf.cast(y, inputs.dtype)
+        shape = inputs.shape.as_list() if inputs.shape.is_fully_defined() else tf.shape(inputs)
+    scope, _, name = output_name.rpartition("/")
+    if scope:
+        with tf.name_scope(scope):
+            y = tf.reshape(y, shape, name=name)
+    else:
+        y = tf.reshape(y, shape, name=name)
     y.set_shape(inputs.shape)
     return y
 

@@ -26,13 +26,9 @@ coefficients that lack only the 'r' axes:
 
 with a, b, B, C small per-cell or per-parameter tensors. Everything else
 (combining the per-parameter sums of a cell, gamma and beta gradients) runs
-on tensors without the 'r' axes. Measured (training, forward + backward, as
-a multiple of TF's fused batch norm on the same NHWC tensor, 2-core CPU,
-medians): with oneDNN on (TensorFlow's default on this CPU) 1.3-2.8x, where
-tf-slim's group norm took 3.4-6x and its layer/instance norm 1.3-4x; with
-TF_ENABLE_ONEDNN_OPTS=0 0.7-1.4x (slim: GN 1.4-3x). The floor is the passes
-themselves: each costs 0.15-0.25x of oneDNN's fused kernel, which does all
-of its work in about four.
+on tensors without the 'r' axes. What this costs against TF's fused batch
+norm and tf-slim's layers is measured by `slimnorm-bench` (numbers in
+docs/group_math_speed.md).
 
 Why the shift: one pass of sums and sums of squares, sum(x^2)/n - mean^2,
 cancels catastrophically when the mean is large against the spread (float32
@@ -49,6 +45,8 @@ far outliers of the cell.
 """
 
 import tensorflow as tf
+
+from slimnorm import statistics
 
 
 def _axes(roles, kinds):
@@ -76,25 +74,10 @@ def _shape_with_ones(x, axes):
     return tf.stack(dims)
 
 
-def _count(x, axes):
-    """Number of values of x along `axes`, as a float of x's dtype."""
-    sizes = [x.shape[a] for a in axes]
-    if all(s is not None for s in sizes):
-        count = 1
-        for size in sizes:
-            count *= int(size)
-        return tf.constant(float(count), x.dtype)
-    shape = tf.shape(x)
-    return tf.cast(tf.reduce_prod(tf.gather(shape, axes)), x.dtype)
-
-
 def _shift(x, roles):
     """One float per cell, near the cell's values: the mean of its members at
     the first position of the reduced axes (no gradient: any value works)."""
-    begin = [0] * len(roles)
-    size = [1 if role == "r" else -1 for role in roles]
-    first = tf.slice(x, begin, size)
-    return tf.stop_gradient(_mean(first, _axes(roles, "m")))
+    return _mean(statistics.first_values(x, _axes(roles, "r")), _axes(roles, "m"))
 
 
 def _mean(tensor, axes):
@@ -115,7 +98,7 @@ def normalize(x, roles, gamma, beta, epsilon):
       The normalised view, same shape and dtype as x.
     """
     r_axes, m_axes, b_axes = _axes(roles, "r"), _axes(roles, "m"), _axes(roles, "b")
-    count = _count(x, r_axes + m_axes)
+    count = statistics.count(x, r_axes + m_axes)
     # Per-parameter coefficients get the full shape without the 'r' axes, so
     # each full-size op broadcasts along one run of axes ([N, 1, C] against
     # [N, H*W, C]), the pattern TensorFlow's kernels handle fastest.

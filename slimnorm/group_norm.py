@@ -7,8 +7,8 @@ How it differs from `tf_slim.group_norm` 1.1:
   * the statistics and the gradient come from `group_math` (shifted sums and a
     hand-written gradient): 2-4x faster in training than slim's
     tf.nn.moments + autodiff, and exact on inputs of large mean;
-  * beta/gamma are float32 for float16/bfloat16 inputs, which are normalised
-    in float32 (slim used the input dtype);
+  * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
+    the inputs' dtype, as slim's);
   * `mean_close_to_zero` is accepted and changes nothing: slim used it to pick
     between two variance formulas, each inaccurate on one kind of input; the
     shifted sums are accurate on both;
@@ -36,6 +36,12 @@ import tf_slim as slim
 from slimnorm import checks, group_family
 
 DEFAULT_GROUPS = 32
+
+
+def slim_output_name(center, scale):
+    """The name of slim's output op: the Reshape after beta's and gamma's."""
+    reshapes = int(center) + int(scale)
+    return "Reshape_%d" % reshapes if reshapes else "Reshape"
 
 
 @slim.add_arg_scope
@@ -79,11 +85,12 @@ def group_norm(inputs,
       A tensor of the shape and dtype of `inputs`.
     """
     inputs, dtype, epsilon, initializers, regularizers = group_family.check_common(
-        inputs, epsilon, param_initializers, param_regularizers, activation_fn)
+        inputs, epsilon, param_initializers, param_regularizers, activation_fn,
+        variables_collections)
     ndims = checks.rank(inputs)
     channels_axis = checks.axis(channels_axis, ndims, "channels_axis")
+    channels = checks.axis_dim(inputs, channels_axis, what="channel")
     reduced = _reduction_axes(reduction_axes, ndims, channels_axis)
-    channels = checks.axis_dim(inputs, channels_axis)
     groups = _groups(groups, group_size, channels)
     checks.boolean(mean_close_to_zero, "mean_close_to_zero")
 
@@ -96,8 +103,10 @@ def group_norm(inputs,
 
     with tf.compat.v1.variable_scope(scope, "GroupNorm", [inputs], reuse=reuse) as sc:
         outputs = group_family.normalize(
-            inputs, sizes_roles, [channels], center, scale, epsilon, dtype, initializers,
-            regularizers, variables_collections, trainable)
+            inputs, sizes_roles, [channels], center=center, scale=scale, epsilon=epsilon,
+            dtype=dtype, initializers=initializers, regularizers=regularizers,
+            variables_collections=variables_collections, trainable=trainable,
+            output_name=slim_output_name(center, scale))
         return group_family.finish(outputs, activation_fn, outputs_collections, sc)
 
 
@@ -116,9 +125,10 @@ def _reduction_axes(reduction_axes, ndims, channels_axis):
             tuple(values), ndims))
     if channels_axis in axes:
         raise ValueError(
-            "reduction_axes=%r includes the channels axis (channels_axis is axis %d of "
-            "rank-%d inputs); accepted are the other axes: the statistics already run "
-            "over each group's channels." % (tuple(values), channels_axis, ndims))
+            "reduction_axes must be mutually exclusive with channels_axis: "
+            "reduction_axes=%r includes the channels axis (axis %d of rank-%d inputs); "
+            "accepted are the other axes, the statistics already run over each group's "
+            "channels." % (tuple(values), channels_axis, ndims))
     return set(axes)
 
 
@@ -138,9 +148,11 @@ def _groups(groups, group_size, channels):
                                        group_size))
         return channels // group_size
     if groups > channels:
-        raise ValueError("groups=%d is larger than the %d channels; accepted are the "
-                         "divisors of %d (or pass group_size)." % (groups, channels, channels))
+        raise ValueError("Invalid groups %d for %d channels: groups=%d is larger than the "
+                         "channels; accepted are the divisors of %d (or pass group_size)." % (
+                             groups, channels, groups, channels))
     if channels % groups:
-        raise ValueError("groups=%d does not divide the %d channels; accepted are the "
-                         "divisors of %d (or pass group_size)." % (groups, channels, channels))
+        raise ValueError("%d channels is not commensurate with %d groups: groups=%d does not "
+                         "divide the channels; accepted are the divisors of %d (or pass "
+                         "group_size)." % (channels, groups, groups, channels))
     return groups

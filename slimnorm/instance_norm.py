@@ -4,8 +4,8 @@ How it differs from `tf_slim.instance_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
     `param_regularizers`;
   * statistics and gradient from `group_math`, as group norm's;
-  * beta/gamma are float32 for float16/bfloat16 inputs, which are normalised
-    in float32 (slim used the input dtype);
+  * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
+    the inputs' dtype, as slim's);
   * inputs need at least one spatial axis (rank >= 3): on [N, C] inputs
     slim normalised each value by itself and returned beta whatever the input;
   * every bad argument fails here with the argument named.
@@ -54,7 +54,8 @@ def instance_norm(inputs,
       A tensor of the shape and dtype of `inputs`.
     """
     inputs, dtype, epsilon, initializers, regularizers = group_family.check_common(
-        inputs, epsilon, param_initializers, param_regularizers, activation_fn)
+        inputs, epsilon, param_initializers, param_regularizers, activation_fn,
+        variables_collections)
     checks.data_format(data_format)
     ndims = checks.rank(inputs)
     if ndims < 3:
@@ -70,6 +71,8 @@ def instance_norm(inputs,
 
     with tf.compat.v1.variable_scope(scope, "InstanceNorm", [inputs], reuse=reuse) as sc:
         outputs = group_family.normalize(
-            inputs, sizes_roles, [channels], center, scale, epsilon, dtype, initializers,
-            regularizers, variables_collections, trainable)
+            inputs, sizes_roles, [channels], center=center, scale=scale, epsilon=epsilon,
+            dtype=dtype, initializers=initializers, regularizers=regularizers,
+            variables_collections=variables_collections, trainable=trainable,
+            output_name="instancenorm/add_1")
         return group_family.finish(outputs, activation_fn, outputs_collections, sc)

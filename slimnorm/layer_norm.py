@@ -2,11 +2,11 @@
 
 How it differs from `tf_slim.layer_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
-    `epsilon` (slim hard-coded 1e-12, and 1e-3 for float16), and
-    `param_initializers` / `param_regularizers`;
+    `epsilon` (default: slim's hard-coded 1e-12, or 1e-3 for float16
+    inputs), and `param_initializers` / `param_regularizers`;
   * statistics and gradient from `group_math`, as group norm's;
-  * float16/bfloat16 inputs are normalised in float32 with float32 beta and
-    gamma, so the float16 epsilon slim needed is not: epsilon stays 1e-12;
+  * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
+    the inputs' dtype, as slim's);
   * every bad argument fails here with the argument named.
 
 Variables, under `<scope>/LayerNorm/` (or `<scope>/` when `scope` is given):
@@ -25,6 +25,9 @@ import tf_slim as slim
 
 from slimnorm import checks, group_family
 
+DEFAULT_EPSILON = 1e-12
+FLOAT16_EPSILON = 1e-3
+
 
 @slim.add_arg_scope
 def layer_norm(inputs,
@@ -38,7 +41,7 @@ def layer_norm(inputs,
                begin_norm_axis=1,
                begin_params_axis=-1,
                scope=None,
-               epsilon=1e-12,
+               epsilon=None,
                param_initializers=None,
                param_regularizers=None):
     """Layer normalization, a drop-in for slim.layer_norm.
@@ -52,23 +55,29 @@ def layer_norm(inputs,
         variable name), outputs_collections: as in every slim layer.
       begin_norm_axis: first axis of the statistics, in [-rank, rank).
       begin_params_axis: first axis of beta/gamma, in [-rank, rank).
-      epsilon: > 0, added to the variance.
+      epsilon: >= 0, added to the variance. None: slim's value, 1e-12, or 1e-3
+        for float16 inputs (part of what a model trained by slim computes, so
+        kept although the statistics here are float32).
       param_initializers, param_regularizers: dicts keyed by 'beta', 'gamma'.
 
     Returns:
       A tensor of the shape and dtype of `inputs`.
     """
+    inputs = tf.convert_to_tensor(inputs)
+    if epsilon is None:
+        epsilon = FLOAT16_EPSILON if inputs.dtype == tf.float16 else DEFAULT_EPSILON
     inputs, dtype, epsilon, initializers, regularizers = group_family.check_common(
-        inputs, epsilon, param_initializers, param_regularizers, activation_fn)
+        inputs, epsilon, param_initializers, param_regularizers, activation_fn,
+        variables_collections)
     ndims = checks.rank(inputs)
     begin_norm = checks.axis(begin_norm_axis, ndims, "begin_norm_axis")
     begin_params = checks.axis(begin_params_axis, ndims, "begin_params_axis")
     params_shape = inputs.shape[begin_params:]
     if not params_shape.is_fully_defined():
         raise ValueError(
-            "inputs %s: the shape from begin_params_axis=%d on, %s, must be static "
-            "because it is the shape of beta and gamma." % (
-                inputs.name, begin_params_axis, params_shape))
+            "inputs %s: shape(inputs)[%d:] = %s is not fully defined; it must be static "
+            "because it is the shape of beta and gamma (begin_params_axis=%d)." % (
+                inputs.name, begin_params, params_shape, begin_params_axis))
 
     # norm axes inside the parameters are members of the cell, outside reduced;
     # parameter axes before the norm axes are groups, the rest batch-like.
@@ -78,6 +87,8 @@ def layer_norm(inputs,
 
     with tf.compat.v1.variable_scope(scope, "LayerNorm", [inputs], reuse=reuse) as sc:
         outputs = group_family.normalize(
-            inputs, sizes_roles, params_shape.as_list(), center, scale, epsilon, dtype,
-            initializers, regularizers, variables_collections, trainable)
+            inputs, sizes_roles, params_shape.as_list(), center=center, scale=scale, epsilon=epsilon,
+            dtype=dtype, initializers=initializers, regularizers=regularizers,
+            variables_collections=variables_collections, trainable=trainable,
+            output_name="batchnorm/add_1")
         return group_family.finish(outputs, activation_fn, outputs_collections, sc)

@@ -14,15 +14,21 @@ run the update inside it.
 """
 
 import tensorflow as tf
+import tf_slim as slim
 
 
-def zero_debias_variables(variable):
-    """Creates (or reuses) the `biased` and `local_step` variables of `variable`."""
+def zero_debias_variables(variable, model_variables=False):
+    """Creates (or reuses) the `biased` and `local_step` variables of `variable`.
+
+    `model_variables=True` also puts them in MODEL_VARIABLES, as tf-slim's
+    legacy batch-norm path did through its scope's custom getter.
+    """
+    create = slim.model_variable if model_variables else tf.compat.v1.get_variable
     with tf.compat.v1.variable_scope(variable.op.name):
-        biased = tf.compat.v1.get_variable(
+        biased = create(
             "biased", shape=variable.shape, dtype=variable.dtype.base_dtype,
             initializer=tf.compat.v1.zeros_initializer(), trainable=False)
-        local_step = tf.compat.v1.get_variable(
+        local_step = create(
             "local_step", shape=[], dtype=variable.dtype.base_dtype,
             initializer=tf.compat.v1.zeros_initializer(), trainable=False)
     return biased, local_step

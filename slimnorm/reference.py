@@ -81,6 +81,21 @@ def batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, data_format="NHWC",
     return y, mean.reshape(-1), variance.reshape(-1)
 
 
+def ghost_batch_norm_train(x, virtual_batch_size, gamma=None, beta=None, epsilon=1e-3,
+                           data_format="NHWC"):
+    """Ghost batch norm: each run of `virtual_batch_size` examples normalised alone.
+
+    Returns (y, means, variances): means/variances of shape [batches, C], one
+    row per virtual batch, variances biased. The moving averages' targets are
+    their means over the rows.
+    """
+    x = _f64(x)
+    chunks = [batch_norm_train(x[i:i + virtual_batch_size], gamma, beta, epsilon, data_format)
+              for i in range(0, x.shape[0], virtual_batch_size)]
+    return (np.concatenate([y for y, _, _ in chunks]), np.stack([m for _, m, _ in chunks]),
+            np.stack([v for _, _, v in chunks]))
+
+
 def batch_norm_inference(x, mean, variance, gamma=None, beta=None, epsilon=1e-3,
                          data_format="NHWC"):
     """Inference-mode batch norm with fixed (moving) statistics of shape [C]."""

@@ -21,6 +21,8 @@ moving mean and variance stay at their initial 0 and 1 (TensorFlow issues
 """
 import tensorflow as tf
 
+from slimnorm import checks
+
 tf1 = tf.compat.v1
 
 
@@ -71,9 +73,7 @@ def create_train_op(total_loss, optimizer, global_step=None, update_ops=None,
     if not isinstance(optimizer, tf1.train.Optimizer):
         raise ValueError(f'optimizer={optimizer!r} must be a tf.compat.v1.train.Optimizer '
                          '(e.g. MomentumOptimizer, AdamOptimizer)')
-    if clip_gradient_norm < 0:
-        raise ValueError(f'clip_gradient_norm={clip_gradient_norm!r} must be 0 '
-                         '(no clipping) or positive')
+    checks.at_least(clip_gradient_norm, 0, 'clip_gradient_norm')
     graph = total_loss.graph
     with graph.as_default():
         if global_step is None:
@@ -312,10 +312,7 @@ def variables_to_restore(exclude_scopes=(), moving_average_decay=None):
         raise ValueError(f'exclude_scopes={exclude_scopes!r} must be a list of scope '
                          'names, not one string')
     scopes = [s.strip().rstrip('/') for s in exclude_scopes if s.strip()]
-    if moving_average_decay is not None:
-        if not 0.0 < moving_average_decay < 1.0:
-            raise ValueError(f'moving_average_decay={moving_average_decay!r} must be '
-                             'in (0, 1)')
+    if checks.optional_fraction(moving_average_decay, 'moving_average_decay') is not None:
         ema = tf1.train.ExponentialMovingAverage(moving_average_decay)
         mapping = ema.variables_to_restore(tf1.model_variables() or tf1.trainable_variables())
     else:

@@ -38,7 +38,7 @@ def _check_reuse_shape(name, shape):
 
 
 def parameter(name, shape, dtype, initializers, regularizers, variables_collections,
-              trainable, default_initializer, partitioned=True, extra_collections=()):
+              trainable, default_initializer, partitioned=True):
     """Creates (or reuses) one model variable `name` under the current scope.
 
     `initializers`/`regularizers` are the user's dicts keyed by parameter name.
@@ -48,7 +48,6 @@ def parameter(name, shape, dtype, initializers, regularizers, variables_collecti
     """
     _check_reuse_shape(name, shape)
     collections = list(collections_for(variables_collections, name) or [])
-    collections += [c for c in extra_collections if c not in collections]
     kwargs = dict(
         shape=shape,
         dtype=dtype,
@@ -59,7 +58,8 @@ def parameter(name, shape, dtype, initializers, regularizers, variables_collecti
     )
     if partitioned:
         return slim.model_variable(name, **kwargs)
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope()) as local_scope:
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     auxiliary_name_scope=False) as local_scope:
         local_scope.set_partitioner(None)
         return slim.model_variable(name, **kwargs)
 

@@ -1,4 +1,4 @@
-"""Shared by the script tests: scripts/ on sys.path, one digits run, subprocesses."""
+"""Shared by the script tests: one digits run, and the scripts run as subprocesses."""
 import atexit
 import os
 import shutil
@@ -6,12 +6,10 @@ import subprocess
 import sys
 import tempfile
 
+from slimnorm.train.config import TrainConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, 'scripts')
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)
-
-import config_lib  # noqa: E402
 
 # One short digits run serves every test that needs a trained checkpoint.
 DIGITS_STEPS = 300
@@ -21,12 +19,11 @@ _DIGITS_RUN = {}
 def digits_run():
     """(TrainConfig, train() result) of a 300-step digits run, trained once."""
     if not _DIGITS_RUN:
-        import train_lib
+        from slimnorm.train import loop
         train_dir = tempfile.mkdtemp(prefix='slimnorm_digits_')
         atexit.register(shutil.rmtree, train_dir, True)
-        config = config_lib.TrainConfig(train_dir=train_dir, max_steps=DIGITS_STEPS,
-                                        log_every_steps=100)
-        _DIGITS_RUN['run'] = (config, train_lib.train(config, log=lambda line: None))
+        config = TrainConfig(train_dir=train_dir, max_steps=DIGITS_STEPS, log_every_steps=100)
+        _DIGITS_RUN['run'] = (config, loop.train(config, log=lambda line: None))
     return _DIGITS_RUN['run']
 
 

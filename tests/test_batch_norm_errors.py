@@ -13,16 +13,16 @@ def _build(inputs=None, **kwargs):
 
 
 @pytest.mark.parametrize("inputs,kwargs,error,message", [
-    (lambda: tf.compat.v1.placeholder(tf.float32), {}, ValueError, "unknown rank"),
+    (lambda: tf.compat.v1.placeholder(tf.float32), {}, ValueError, "undefined rank"),
     (lambda: tf.zeros([3]), {}, ValueError, r"rank 1 .*accepted ranks are \(2, 3, 4, 5\)"),
     (lambda: tf.zeros([1, 1, 1, 1, 1, 2]), {}, ValueError, "rank 6"),
     (lambda: tf.compat.v1.placeholder(tf.float32, [None, 4, 4, None]), {}, ValueError,
-     "unknown channels dimension"),
+     "undefined channels dimension"),
     (lambda: tf.compat.v1.placeholder(tf.float32, [None, None, 4, 4]), {"data_format": "NCHW"},
-     ValueError, r"unknown channels dimension \(axis 1"),
-    (None, {"data_format": "NCWH"}, ValueError, r"data_format must be one of \('NHWC', 'NCHW'\), got 'NCWH'"),
-    (None, {"epsilon": 0.0}, ValueError, "epsilon must be a number > 0, got 0.0"),
-    (None, {"epsilon": -1e-3}, ValueError, "epsilon"),
+     ValueError, r"undefined channels dimension \(axis 1"),
+    (None, {"data_format": "NCWH"}, ValueError, r"data_format has to be either NCHW or NHWC .*got 'NCWH'"),
+    (None, {"epsilon": -1e-3}, ValueError, "epsilon must be a number >= 0, got -0.001"),
+    (None, {"epsilon": "small"}, ValueError, "epsilon must be a number >= 0, got 'small'"),
     (None, {"decay": 1.5}, ValueError, r"decay must be a number in \[0, 1\], got 1.5"),
     (None, {"renorm_decay": -0.1}, ValueError, "renorm_decay"),
     (None, {"is_training": tf.constant(1.0)}, TypeError, "dtype float32"),
@@ -34,7 +34,7 @@ def _build(inputs=None, **kwargs):
     (None, {"param_regularizers": {"weights": None}}, ValueError, "param_regularizers"),
     (None, {"moving_variance_estimator": "sample"}, ValueError, "moving_variance_estimator"),
     (lambda: tf.zeros([2, 3], tf.int32), {}, TypeError, "floating-point"),
-    (None, {"adjustment": 3}, TypeError, "adjustment must be None or a callable"),
+    (None, {"adjustment": 3}, TypeError, "adjustment must be None or a function of the input shape, got 3"),
     (None, {"batch_weights": np.ones(3, np.float32)}, ValueError, "batch_weights must have shape"),
 ])
 def test_bad_input_is_refused(inputs, kwargs, error, message):
@@ -60,5 +60,5 @@ def test_reuse_with_a_different_channel_count():
 def test_no_variables_created_before_an_error():
     with tf.Graph().as_default():
         with pytest.raises(ValueError):
-            slimnorm.batch_norm(tf.zeros([2, 3]), epsilon=0)
+            slimnorm.batch_norm(tf.zeros([2, 3]), epsilon=-1.0)
         assert tf.compat.v1.global_variables() == []

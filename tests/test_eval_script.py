@@ -1,18 +1,21 @@
-"""scripts/eval.py and eval_lib: same numbers as in-process, BN modes, restores, errors."""
+"""scripts/eval.py (slimnorm-eval) and slimnorm.train.evaluation: same numbers as
+in-process, BN modes, restores, errors."""
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from script_helpers import config_lib, digits_run, run_script
+from slimnorm.train import config as run_config
+
+from script_helpers import digits_run, run_script
 
 tf1 = tf.compat.v1
 
 
 def _evaluate(train_dir, **fields):
-    import eval_lib
-    return eval_lib.evaluate(config_lib.EvalConfig(**fields), train_dir)
+    from slimnorm.train import evaluation
+    return evaluation.evaluate(run_config.EvalConfig(**fields), train_dir)
 
 
 def test_eval_script_reports_the_in_process_accuracy():
@@ -48,11 +51,11 @@ def test_batch_of_one_in_train_mode_is_degenerate_but_eval_mode_is_not():
     Every image then gets the same logits. Eval mode uses the moving
     statistics and keeps the images apart.
     """
-    import eval_lib
+    from slimnorm.train import evaluation
     config, result = digits_run()
     outputs = {}
     for batch_stats in (True, False):
-        evaluator = eval_lib.Evaluator(config_lib.EvalConfig(batch_stats=batch_stats))
+        evaluator = evaluation.Evaluator(run_config.EvalConfig(batch_stats=batch_stats))
         with tf1.Session(graph=evaluator.graph) as sess:
             evaluator.saver.restore(sess, result['checkpoint'])
             fetched = [sess.run([evaluator.logits, evaluator.end_points['conv5']],
@@ -83,18 +86,18 @@ def test_excluded_scopes_keep_their_initial_values():
 
 def test_missing_variables_are_named_before_restoring():
     config, _ = digits_run()
-    with pytest.raises(config_lib.UsageError, match='lacks 5 variables: SmallConvNet/fc6/'):
+    with pytest.raises(ValueError, match='lacks 5 variables: SmallConvNet/fc6/'):
         _evaluate(config.train_dir, model_kwargs={'fc_units': 16})
-    with pytest.raises(config_lib.UsageError,
+    with pytest.raises(ValueError,
                        match='ExponentialMovingAverage.*not trained with --moving_average_decay'):
         _evaluate(config.train_dir, moving_average_decay=0.99)
 
 
 def test_moving_average_shadows_are_restored(tmp_path):
-    import train_lib
-    config = config_lib.TrainConfig(train_dir=str(tmp_path), max_steps=150,
+    from slimnorm.train import loop
+    config = run_config.TrainConfig(train_dir=str(tmp_path), max_steps=150,
                                     moving_average_decay=0.9, log_every_steps=150)
-    result = train_lib.train(config, log=lambda line: None)
+    result = loop.train(config, log=lambda line: None)
     reader = tf.train.load_checkpoint(result['checkpoint'])
     shadow = 'SmallConvNet/conv1/weights/ExponentialMovingAverage'
     assert not np.allclose(reader.get_tensor(shadow),
@@ -107,33 +110,34 @@ def test_moving_average_shadows_are_restored(tmp_path):
 
 
 def test_watch_evaluates_the_latest_checkpoint_and_stops():
-    import eval_lib
+    from slimnorm.train import evaluation
     config, result = digits_run()
-    seen = list(eval_lib.watch(config_lib.EvalConfig(), config.train_dir, timeout=1,
+    seen = list(evaluation.watch(run_config.EvalConfig(), config.train_dir, timeout=1,
                                max_steps=300))
     assert [m['checkpoint'] for m in seen] == [result['checkpoint']]
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--checkpoint_path', '/nonexistent/run'], "checkpoint='/nonexistent/run' is neither"),
-    (['--checkpoint_path', '/tmp', '--normalizer', 'bn'], "is a directory without checkpoints"),
-    (['--checkpoint_path', 'x', '--timeout', '5'], 'timeout=5.0 is only used with --watch'),
-    (['--checkpoint_path', 'x', '--watch'], "--watch needs the training directory"),
+    (['--checkpoint_path', '/nonexistent/run'], "checkpoint_path='/nonexistent/run' is neither"),
+    (['--checkpoint_path', '{empty_dir}', '--normalizer', 'bn'], "is a directory without checkpoints"),
+    (['--checkpoint_path', 'x', '--timeout', '5'], 'timeout=5.0 without --watch'),
+    (['--checkpoint_path', 'x', '--watch'], "checkpoint_path='x' with --watch; accepted: the training"),
     ([], 'the following arguments are required: --checkpoint_path'),
 ])
-def test_bad_eval_flags_give_one_line_and_exit_2(argv, message, capsys):
-    import eval as eval_script
+def test_bad_eval_flags_give_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    from slimnorm.cli import eval as eval_script
+    argv = [arg.format(empty_dir=tmp_path) for arg in argv]
     with pytest.raises(SystemExit) as info:
-        config_lib.run_cli(eval_script.build_parser(), eval_script.main, argv)
+        eval_script.main(prog='eval.py', argv=argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith('eval.py: error: ') and message in err and err.count('\n') == 1
 
 
 def test_bad_normalizer_for_a_checkpoint_dir_is_refused():
-    import eval as eval_script
+    from slimnorm.cli import eval as eval_script
     config, _ = digits_run()
     with pytest.raises(SystemExit) as info:
-        config_lib.run_cli(eval_script.build_parser(), eval_script.main,
-                           ['--checkpoint_path', config.train_dir, '--normalizer', 'bn'])
+        eval_script.main(prog='eval.py',
+                         argv=['--checkpoint_path', config.train_dir, '--normalizer', 'bn'])
     assert info.value.code == 2

@@ -7,16 +7,11 @@ not check which normalizer wins: that is what the full runs are for.
 import json
 import math
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-
-import exp_bn_speedup  # noqa: E402
-import exp_common  # noqa: E402
-import exp_gn_batch_size  # noqa: E402
+from slimnorm.bench import exp_bn_speedup, exp_gn_batch_size
+from slimnorm.bench import experiments as exp_common
 
 PROBABILITY_KEYS = ('accuracy', 'error', 'target_accuracy')
 
@@ -104,3 +99,16 @@ def test_steps_to_reach(accuracy, expected):
 def test_finite_or_none_makes_json_safe():
     assert exp_common.finite_or_none({'a': [float('nan'), 1.0, float('inf')]}) == {
         'a': [None, 1.0, None]}
+
+
+def test_renorm_warmup_smoke(tmp_path):
+    """A 20-step run of every case writes its table, JSON and plot."""
+    from slimnorm.bench import exp_renorm_warmup
+    out = str(tmp_path / 'renorm')
+    exp_renorm_warmup.main(['--steps', '20', '--seeds', '1', '--out', out])
+    with open(out + '.json') as f:
+        record = json.load(f)
+    assert set(record['curves']) == set(exp_renorm_warmup.CASES)
+    for curves in record['curves'].values():
+        assert all(0.0 <= accuracy <= 1.0 for _, accuracy in curves['0'])
+    assert os.path.exists(out + '.png') == _has_matplotlib()

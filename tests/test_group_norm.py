@@ -9,12 +9,10 @@ import tf_slim as slim
 import slimnorm
 from slimnorm import group_math
 from slimnorm import reference as ref
-from tests.graph_utils import rel_err, run_graph
+from tests.graph_utils import TOL, check_jacobian, random_params, rel_err, run_graph, run_layer
 
 tf1 = tf.compat.v1
 GRAPH_KEYS = tf1.GraphKeys
-# Relative to the output's scale: float32 round-off, float16/bfloat16 output rounding.
-TOL = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 2e-3, tf.bfloat16.as_numpy_dtype: 1.6e-2}
 LAYERS = {
     "group_norm": (lambda x, **kw: slimnorm.group_norm(x, groups=2, **kw), "GroupNorm"),
     "layer_norm": (slimnorm.layer_norm, "LayerNorm"),
@@ -27,33 +25,6 @@ def reference_of(name, x, gamma=None, beta=None):
     if name == "group_norm":
         return ref.group_norm(x, 2, gamma, beta)
     return getattr(ref, name)(x, gamma, beta)
-
-
-def random_params(channels, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.5, 2.0, channels), rng.normal(0.0, 1.0, channels)
-
-
-def run_layer(layer, x, gamma=None, beta=None, dtype=None, **kwargs):
-    """Output of layer(x) with gamma/beta initialised to the given arrays."""
-    const = tf1.constant_initializer
-    inits = {name: const(value) for name, value in (("gamma", gamma), ("beta", beta))
-             if value is not None}
-    x = x.astype(dtype) if dtype is not None else x
-    out = run_graph(lambda: layer(tf.constant(x), param_initializers=inits, **kwargs))
-    return np.asarray(out, np.float64)
-
-
-def check_jacobian(build, x_value):
-    """compute_gradient's analytic vs numeric d build(x) / dx, float64."""
-    with tf.Graph().as_default(), tf1.Session() as sess:
-        x = tf.constant(x_value)
-        y = build(x)
-        sess.run(tf1.global_variables_initializer())
-        analytic, numeric = tf1.test.compute_gradient(
-            x, x_value.shape, y, y.shape.as_list(), x_init_value=x_value, delta=1e-5)
-    assert np.abs(analytic).max() > 1e-3  # a zero Jacobian would match trivially
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape, groups, channels_axis, reduction_axes", [
@@ -212,7 +183,10 @@ def test_variable_names_and_collections(name):
         layer(x, variables_collections=["norm_params"])
         layer(x, scope="named", variables_collections={"gamma": ["gammas"]})
         layer(x, center=False, trainable=False)
-        names = lambda key: sorted(v.op.name for v in tf1.get_collection(key))
+
+        def names(key):
+            return sorted(v.op.name for v in tf1.get_collection(key))
+
         second = default_scope + "_1"
         assert names(GRAPH_KEYS.GLOBAL_VARIABLES) == sorted(
             ["%s/beta" % default_scope, "%s/gamma" % default_scope, "named/beta",
@@ -267,12 +241,13 @@ def test_outputs_collections_activation_and_initializers(name):
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
-def test_half_precision_inputs_use_float32_parameters(name, dtype):
+def test_half_precision_inputs_keep_slims_parameter_dtype(name, dtype):
+    """slim created beta/gamma in the inputs' dtype; its float16 checkpoints restore."""
     layer, _ = LAYERS[name]
     with tf.Graph().as_default():
         y = layer(tf.ones([2, 4, 4, 8], dtype))
         assert y.dtype == dtype
-        assert {v.dtype.base_dtype for v in tf1.global_variables()} == {tf.float32}
+        assert {v.dtype.base_dtype for v in tf1.global_variables()} == {dtype}
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -322,32 +297,33 @@ def _unknown_channels():
 
 
 @pytest.mark.parametrize("inputs, kwargs, error, message", [
-    (lambda: tf.ones([2, 4, 4, 8]), {"groups": 16}, ValueError, "groups=16 is larger than the 8"),
-    (lambda: tf.ones([2, 4, 4, 12]), {"groups": 8}, ValueError, "groups=8 does not divide the 12"),
+    (lambda: tf.ones([2, 4, 4, 8]), {"groups": 16}, ValueError, "Invalid groups 16 for 8 channels: groups=16 is larger"),
+    (lambda: tf.ones([2, 4, 4, 12]), {"groups": 8}, ValueError, "12 channels is not commensurate with 8 groups: groups=8 does not divide"),
     (lambda: tf.ones([2, 4, 4, 8]), {"groups": 0}, ValueError, "groups must be an integer >= 1"),
     (lambda: tf.ones([2, 4, 4, 8]), {"groups": 2.0}, TypeError, "groups must be an integer"),
     (lambda: tf.ones([2, 4, 4, 12]), {"group_size": 5}, ValueError,
      "group_size=5 does not divide the 12"),
     (lambda: tf.ones([2, 4, 4, 12]), {"groups": 2, "group_size": 4}, ValueError,
      "groups=2 and group_size=4 disagree"),
-    (_unknown_channels, {}, ValueError, "unknown channels dimension"),
-    (lambda: tf1.placeholder(tf.float32), {}, ValueError, "unknown rank"),
-    (lambda: tf.ones([2, 4, 4, 8]), {"epsilon": 0.0}, ValueError, "epsilon must be a number > 0"),
+    (_unknown_channels, {}, ValueError, "undefined channel dimension"),
+    (lambda: tf1.placeholder(tf.float32), {}, ValueError, "undefined rank"),
+    (lambda: tf.ones([2, 4, 4, 8]), {"epsilon": -1e-6}, ValueError, "epsilon must be a number >= 0, got -1e-06"),
     (lambda: tf.ones([2, 4, 4, 8]), {"param_initializers": {"moving_mean": None}},
      ValueError, "param_initializers has unknown keys \\['moving_mean'\\]"),
     (lambda: tf.ones([2, 4, 4, 8]), {"param_regularizers": {"alpha": None}},
      ValueError, "param_regularizers has unknown keys"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (-2, -1)}, ValueError,
-     "includes the channels axis"),
+     "mutually exclusive with channels_axis: reduction_axes=\\(-2, -1\\) includes the "
+     "channels axis"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (1, -3)}, ValueError,
      "names an axis twice"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": (-5,)}, ValueError,
-     "reduction_axes entry=-5 is out of range for inputs of rank 4"),
-    (lambda: tf.ones([2, 8]), {}, ValueError, "reduction_axes entry=-3 is out of range"),
+     "Axis is out of bounds: reduction_axes entry=-5 for inputs of rank 4"),
+    (lambda: tf.ones([2, 8]), {}, ValueError, "Axis is out of bounds: reduction_axes entry=-3"),
     (lambda: tf.ones([2, 4, 4, 8]), {"reduction_axes": None}, TypeError,
      "reduction_axes must be a sequence"),
     (lambda: tf.ones([2, 4, 4, 8]), {"channels_axis": 4}, ValueError,
-     "channels_axis=4 is out of range"),
+     "Axis is out of bounds: channels_axis=4 for inputs of rank 4"),
     (lambda: tf.ones([2, 4, 4, 8]), {"mean_close_to_zero": "yes"}, TypeError,
      "mean_close_to_zero must be True or False"),
     (lambda: tf.ones([2, 4, 4, 8]), {"activation_fn": "relu"}, TypeError,

@@ -13,9 +13,6 @@ tf1 = tf.compat.v1
 @pytest.mark.parametrize('name, data_format, fn, params', [
     ('batch', 'NCHW', lambda: slimnorm.batch_norm,
      {'decay': 0.9, 'data_format': 'NCHW'}),
-    ('batch_renorm', 'NHWC', lambda: slimnorm.batch_norm,
-     {'decay': 0.9, 'data_format': 'NHWC', 'renorm': True,
-      'renorm_clipping': {'rmax': 3.0, 'rmin': 1.0 / 3.0, 'dmax': 5.0}}),
     ('group', 'NCHW', lambda: normalizers.group_norm,
      {'data_format': 'NCHW'}),
     ('instance', 'NCHW', lambda: slimnorm.instance_norm,
@@ -40,8 +37,8 @@ def test_normalizer_params_override_defaults():
 
 
 @pytest.mark.parametrize('args, message', [
-    (('bn',), r"normalizer='bn' is unknown; accepted: 'batch'"),
-    (('group', 'HWCN'), "data_format='HWCN'"),
+    (('bn',), r"(?=.*normalizer)(?=.*'bn')(?=.*'batch')(?=.*'none')"),
+    (('group', 'HWCN'), r"(?=.*data_format)(?=.*'HWCN')(?=.*NHWC)"),
     (('layer', 'NCHW'), "normalizer='layer' needs data_format='NHWC'"),
 ])
 def test_errors(args, message):
@@ -83,3 +80,32 @@ def test_group_norm_refuses_other_ranks():
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match='rank 3'):
             normalizers.group_norm(tf1.placeholder(tf.float32, [2, 4, 8]))
+
+
+@pytest.mark.parametrize('step, rmax, dmax', [
+    (0, 1.0, 0.0), (5000, 1.0, 0.0), (15000, 1 + 2 * 10 / 35, 2.5), (25000, 1 + 2 * 20 / 35, 5.0),
+    (40000, 3.0, 5.0), (90000, 3.0, 5.0)])
+def test_batch_renorm_switch_follows_the_papers_warm_up(step, rmax, dmax):
+    """Ioffe 2017: BN for 5k steps, rmax 1 -> 3 at 40k, dmax 0 -> 5 at 25k."""
+    with tf.Graph().as_default():
+        fn, params = normalizers.normalizer_fn_and_params('batch_renorm', 'NHWC')
+        assert fn is slimnorm.batch_norm and params['renorm'] is True
+        global_step = tf1.train.get_global_step()
+        with tf1.Session() as sess:
+            sess.run(global_step.assign(step))
+            got = sess.run(params['renorm_clipping'])
+    np.testing.assert_allclose([got['rmax'], got['rmin'], got['dmax']], [rmax, 1 / rmax, dmax],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_renorm_schedule_scales_to_a_run():
+    with tf.Graph().as_default():
+        _, params = normalizers.normalizer_fn_and_params(
+            'batch_renorm', normalizer_params={'renorm_schedule': {
+                'warmup_steps': 30, 'dmax_steps': 150, 'rmax_steps': 240}})
+        assert 'renorm_schedule' not in params
+        with tf1.Session() as sess:
+            sess.run(tf1.train.get_global_step().assign(90))
+            got = sess.run(params['renorm_clipping'])
+    np.testing.assert_allclose([got['rmax'], got['dmax']], [1 + 2 * 60 / 210, 5 * 60 / 120],
+                               rtol=1e-6)

@@ -63,8 +63,7 @@ def test_eval_mode_has_no_update_ops():
     with tf.Graph().as_default():
         _build(is_training=False)
         assert tf1.get_collection(UPDATE_OPS) == []
-        assert len(tf1.get_collection(tf1.GraphKeys.MOVING_AVERAGE_VARIABLES)
-                   ) == 10
+        assert tf1.get_collection(tf1.GraphKeys.MOVING_AVERAGE_VARIABLES) == []
 
 
 @pytest.mark.parametrize('normalizer, scope, variables', [
@@ -145,7 +144,7 @@ def test_trains_on_random_data_and_evaluates():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'shape': (4, 28, 28)}, 'rank-4'),
+    ({'shape': (4, 28, 28)}, r'(?=.*images)(?=.*rank 3)'),
     ({'normalizer': 'batchnorm'}, 'batchnorm'),
     ({'data_format': 'NWHC'}, 'NWHC'),
     ({'depths': (32, 0)}, 'depths'),
@@ -158,7 +157,7 @@ def test_trains_on_random_data_and_evaluates():
 ])
 def test_errors_name_the_argument_and_value(kwargs, message):
     with tf.Graph().as_default():
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises((ValueError, TypeError), match=message):
             _build(**kwargs)
         assert tf1.global_variables() == []
 

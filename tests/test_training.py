@@ -81,8 +81,10 @@ def test_partial_dependencies_name_only_the_missing_ops():
             train_op = tf1.train.GradientDescentOptimizer(0.1).minimize(loss)
         with pytest.raises(training.MissingUpdateOpsError) as info:
             training.check_update_ops(train_op)
-        assert sorted(info.value.missing) == sorted(u.op.name for u in updates[4:])
-        assert updates[0].op.name not in str(info.value)
+        # slim's default path collects operations, its fused path tensors
+        names = [getattr(u, "op", u).name for u in updates]
+        assert sorted(info.value.missing) == sorted(names[4:])
+        assert names[0] not in str(info.value)
 
 
 def test_explicit_update_ops_that_leave_some_out_are_refused():
@@ -150,7 +152,7 @@ def test_create_train_op_clips_and_validates():
             sess.run(tf1.global_variables_initializer())
             sess.run(train_op)
             assert sess.run(weight) == pytest.approx(99.0)
-        with pytest.raises(ValueError, match='clip_gradient_norm=-1'):
+        with pytest.raises(ValueError, match=r'(?=.*clip_gradient_norm)(?=.*-1)'):
             training.create_train_op(tf.square(weight), tf1.train.GradientDescentOptimizer(1.0),
                                      clip_gradient_norm=-1)
         with pytest.raises(ValueError, match='optimizer=.*tf.compat.v1.train.Optimizer'):
@@ -194,5 +196,5 @@ def test_variables_to_restore_excludes_scopes_and_maps_shadow_names():
         assert 'global_step' in averaged
         with pytest.raises(ValueError, match='exclude_scopes=.*list'):
             training.variables_to_restore(exclude_scopes='SmallConvNet/logits')
-        with pytest.raises(ValueError, match='moving_average_decay=1.5'):
+        with pytest.raises(ValueError, match=r'(?=.*moving_average_decay)(?=.*1\.5)'):
             training.variables_to_restore(moving_average_decay=1.5)

@@ -1,6 +1,6 @@
-"""The experiment runner shared by scripts/exp_bn_speedup.py and exp_gn_batch_size.py.
+"""The experiment runner shared by `exp_bn_speedup` and `exp_gn_batch_size`.
 
-Why not scripts/train.py: the experiments train dozens of small networks in
+Why not `slimnorm-train`: the experiments train dozens of small networks in
 one process each and need, inside the training loop, the test accuracy every
 ``eval_every`` steps (for "steps to reach X%") and percentiles of chosen
 activations on a fixed probe set (the BN paper's Figure 1). A run here is
@@ -29,8 +29,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 import tensorflow as tf
 
-from slimnorm import datasets
 from slimnorm import training
+from slimnorm.data import datasets
 
 tf1 = tf.compat.v1
 EVAL_CHUNK = 1000
@@ -280,6 +280,15 @@ def write_outputs(out_dir, stem, record, table):
         f.write('\n')
     with open(os.path.join(out_dir, stem + '.md'), 'w') as f:
         f.write(table + '\n')
+
+
+def finish(out_dir, stem, record, table, plot_fn, started):
+    """Writes the outputs, draws ``<stem>.png`` with ``plot_fn(path, record)``, prints the time."""
+    write_outputs(out_dir, stem, record, table)
+    png = os.path.join(out_dir, stem + '.png')
+    if plot_fn(png, record):
+        print('plot: %s' % png)
+    print('wall time: %.0f s' % (time.time() - started))
 
 
 def read_record(out_dir, stem):

@@ -1,4 +1,4 @@
-"""Markdown tables and goal checks of scripts/bench.py's results.
+"""Markdown tables and goal checks of the benchmark's results (`slimnorm-bench`).
 
 Results are the JSON's lists of rows; every row has 'case', 'mode',
 'median_ms', 'iqr_ms', 'samples_ms', 'ratio' (to the baseline of its group,
@@ -8,7 +8,7 @@ network rows 'batch' and 'size'.
 
 import math
 
-import bench_harness
+from slimnorm.bench import harness as bench_harness
 
 # (description, row selector, baseline selector, limit). A goal on several
 # rows (every shape) holds when the worst of them does.

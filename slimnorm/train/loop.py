@@ -1,6 +1,7 @@
 """Session-based training of a nets_factory network: graph, loop, checkpoints.
 
-    from train_lib import TrainConfig, train
+    from slimnorm.train.config import TrainConfig
+    from slimnorm.train.loop import train
     result = train(TrainConfig(dataset='digits', max_steps=600, train_dir='runs/d'))
 
 What the loop guarantees:
@@ -11,7 +12,7 @@ What the loop guarantees:
   weights, batch-norm moving statistics, optimizer slots, the global step;
 - a run restarted on the same ``train_dir`` resumes from the latest
   checkpoint, at its global step, on the same batches it would have seen
-  (``slimnorm.datasets.BatchSchedule``);
+  (``slimnorm.data.datasets.BatchSchedule``);
 - SIGINT/SIGTERM finish the current step, save a checkpoint and return;
 - ``tf.train.latest_checkpoint`` only ever names a complete checkpoint:
   ``Saver.save`` first runs the save op, which writes the data file under a
@@ -19,25 +20,19 @@ What the loop guarantees:
   the ``checkpoint`` state file, through a temporary file and a rename
   (``file_io.atomic_write_string_to_file``). A process killed at any moment
   leaves the state file naming the previous complete checkpoint
-  (tests/test_train_script.py kills one mid-run; by hand, 15 kills at random
-  moments with a save every step all left a readable latest checkpoint).
+  (tests/test_train_script.py kills one mid-run; docs/training_notes.md has
+  the manual kill trials).
   The next run deletes the half-written files (``remove_incomplete_checkpoints``).
   No ``.meta`` files are written (the graph is rebuilt from code, and a
   ``.meta`` is written after the state file, so it could be left truncated);
   TensorBoard gets the graph from the event file.
 
-Input: numpy batches through ``feed_dict``, chosen by measurement on the
-2-core dev machine (Fashion-MNIST, small convnet with batch norm, batch 128,
-2 threads). Feeding one batch costs 0.37 ms of CPU (0.73-0.85 ms wall)
-against 0.50 ms for a ``tf.data`` pipeline (shuffle with seed, batch,
-repeat, prefetch); a training step takes ~65 ms, so either is about 1% of
-it. End to end, four interleaved rounds of 100 steps gave feed_dict
-946-2,192 ex/s (median 1,463), tf.data from_tensor_slices 1,156-1,726
-(median 1,686) and tf.data gathering BatchSchedule indices 1,625-1,914
-(median 1,747), while other jobs kept the load average at 3-6: the spread of
-each exceeds the differences. feed_dict wins on what can be checked: the
-batch order is a function of ``(seed, step)`` so a resumed run is exact, and
-the 188 MB of training images never become a graph constant.
+Input: numpy batches through ``feed_dict``, drawn by
+``slimnorm.data.datasets.BatchSchedule``: the batch order is a function of
+``(seed, step)``, so a resumed run sees exactly the batches it would have
+seen, and the training images never become a graph constant. On the
+project's CPU machines it was as fast as a ``tf.data`` pipeline
+(measurements in docs/training_notes.md).
 """
 import dataclasses
 import math
@@ -50,9 +45,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-import config_lib
-from config_lib import TrainConfig, UsageError  # noqa: F401 (TrainConfig: API)
-from slimnorm import datasets, training
+from slimnorm import training
+from slimnorm.data import datasets
+from slimnorm.train import config as run_config
 
 tf1 = tf.compat.v1
 
@@ -174,7 +169,7 @@ class _StopRequest:
 
 
 def _check_resumable(config):
-    saved = config_lib.read_run_config(config.train_dir)
+    saved = run_config.read_run_config(config.train_dir)
     if saved is None:
         return
     different = {name: (saved.get(name), value)
@@ -182,8 +177,8 @@ def _check_resumable(config):
     if different:
         listed = ', '.join(f'{name}={new!r} (was {old!r})'
                            for name, (old, new) in sorted(different.items()))
-        raise UsageError(f'train_dir={config.train_dir!r} holds a run of another network: '
-                         f'{listed}; use a new train_dir or the same settings')
+        raise ValueError(f'train_dir={config.train_dir!r} holds a run of another network: '
+                         f'{listed}; accepted: a new train_dir or the same settings')
 
 
 def _format_eta(seconds):
@@ -207,7 +202,7 @@ def train(config, log=_print):
     os.makedirs(config.train_dir, exist_ok=True)
     if tf.train.latest_checkpoint(config.train_dir):
         _check_resumable(config)
-    config_lib.write_run_config(config.train_dir, config)
+    run_config.write_run_config(config.train_dir, config)
     schedule = datasets.BatchSchedule(len(data.train_labels), config.batch_size, config.seed)
 
     graph = tf.Graph()

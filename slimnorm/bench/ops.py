@@ -1,4 +1,4 @@
-"""The op cases of scripts/bench.py: one normalisation layer on one tensor.
+"""The op cases of the benchmark (`slimnorm-bench`): one normalisation layer on one tensor.
 
 Every case is built into a shared graph holding the input `x` and the
 upstream gradient `dy` as variables (constants would be folded away by
@@ -23,7 +23,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
-from bench_nets import fused_kernel_batch_norm
+from slimnorm.bench.networks import fused_kernel_batch_norm
 
 MODES = ("forward", "train", "inference")
 BASELINE = "tf_fused"

@@ -1,6 +1,7 @@
 """Checkpoint evaluation: top-1/top-5 accuracy and mean loss on a data split.
 
-    from eval_lib import EvalConfig, evaluate
+    from slimnorm.train.config import EvalConfig
+    from slimnorm.train.evaluation import evaluate
     metrics = evaluate(EvalConfig(dataset='digits'), 'runs/digits')
 
 The network is built with ``is_training=False``: batch norm normalizes with
@@ -19,23 +20,9 @@ import os
 
 import tensorflow as tf
 
-import config_lib
-from config_lib import EvalConfig, UsageError  # noqa: F401 (EvalConfig: API)
-from slimnorm import training
+from slimnorm import checkpoints, training
 
 tf1 = tf.compat.v1
-
-
-def resolve_checkpoint(path):
-    """The checkpoint prefix of ``path``: a prefix, or a dir's latest one."""
-    config_lib.check_checkpoint_path(path)
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise UsageError(f'checkpoint={path!r}: its "checkpoint" state file names '
-                             'no checkpoint that exists')
-        return latest
-    return path
 
 
 class Evaluator:
@@ -86,7 +73,7 @@ class Evaluator:
                         n.endswith('/ExponentialMovingAverage') for n in missing) else
                     '; check --model/--normalizer/--model_kwargs, or leave scopes out '
                     'with --checkpoint_exclude_scopes')
-            raise UsageError(f'checkpoint {checkpoint!r} lacks {len(missing)} variables: '
+            raise ValueError(f'checkpoint {checkpoint!r} lacks {len(missing)} variables: '
                              f'{shown}{hint}')
 
     def run(self, checkpoint):
@@ -116,7 +103,7 @@ class Evaluator:
 
 def evaluate(config, checkpoint):
     """Evaluates one checkpoint (a prefix, or a directory's latest)."""
-    checkpoint = resolve_checkpoint(checkpoint)
+    checkpoint = checkpoints.resolve(checkpoint)
     return Evaluator(config).run(checkpoint)
 
 
@@ -143,7 +130,8 @@ def watch(config, directory, timeout=None, min_interval_secs=0, max_steps=None,
     a line on ``log``: a slow evaluator falls behind, it does not crash.
     """
     if not os.path.isdir(directory):
-        raise UsageError(f'checkpoint={directory!r}: --watch needs a training directory')
+        raise ValueError(f'checkpoint_path={directory!r} with --watch; accepted: a '
+                         'training directory')
     evaluator = Evaluator(config)
     for checkpoint in tf1.train.checkpoints_iterator(directory, min_interval_secs, timeout):
         try:

@@ -21,9 +21,9 @@ whose labels are int64 class ids in ``[0, num_classes)``.
 ``digits`` has no official split, so it is split here: stratified by class,
 with a fixed seed, 20% of each class held out for test (359 test images).
 
-Feeding: the scripts feed numpy batches through ``feed_dict``, drawn by
-:class:`BatchSchedule`. On this project's 2-core CPU machines we measured it
-as fast as a ``tf.data`` pipeline (see ``scripts/train_lib.py``), and it has
+Feeding: the training loop feeds numpy batches through ``feed_dict``, drawn
+by :class:`BatchSchedule`. It was as fast as a ``tf.data`` pipeline on this
+project's CPU machines (docs/training_notes.md), and it has
 two advantages: the batch order is a pure function of ``(seed, step)``, so a
 run resumed from a checkpoint sees exactly the batches it would have seen,
 and the data never becomes a graph constant (which would be copied into every
@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATASETS = ('digits', 'fashion_mnist', 'mnist_dir')
+from slimnorm import checks
+from slimnorm.choices import DATASETS
+
 FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
@@ -98,8 +100,7 @@ def load(name, data_dir=None):
     ``data_dir`` is required for ``mnist_dir``; for ``fashion_mnist`` it
     overrides ``FASHION_MNIST_DIR``; ``digits`` does not take it.
     """
-    if name not in DATASETS:
-        raise ValueError(f'dataset={name!r} is not known; use one of {", ".join(DATASETS)}')
+    checks.one_of(name, DATASETS, 'dataset')
     if name == 'digits':
         if data_dir is not None:
             raise ValueError(f'data_dir={data_dir!r} is not used by dataset=digits '

@@ -1,0 +1,89 @@
+"""Evaluate a checkpoint of slimnorm-train on the test split.
+
+    slimnorm-eval --checkpoint_path runs/digits            # latest in dir
+    slimnorm-eval --checkpoint_path runs/digits/model.ckpt-600
+    slimnorm-eval --checkpoint_path runs/digits --watch --timeout 120
+
+Prints a table and then one JSON line per checkpoint. The model flags
+default to the run_config.json that training left beside the checkpoints.
+"""
+import json
+import os
+import sys
+
+from slimnorm import checkpoints
+from slimnorm.choices import SPLITS
+from slimnorm.cli import common
+from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
+
+
+def build_parser(prog='slimnorm-eval'):
+    parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
+    parser.add_argument('--checkpoint_path', '--checkpoint', required=True,
+                        help='a training directory (its latest checkpoint) or a '
+                        'checkpoint prefix such as runs/x/model.ckpt-600')
+    common.add_model_arguments(parser)
+    add = parser.add_argument
+    add('--batch_size', type=int, default=run_config.EvalConfig.batch_size)
+    add('--split', default='test', help='|'.join(SPLITS))
+    add('--moving_average_decay', type=float, default=None,
+        help='restore the ExponentialMovingAverage shadows of the model variables')
+    add('--checkpoint_exclude_scopes', default='',
+        help='comma-separated scopes not to restore (left at their initializers)')
+    add('--batch_stats', action='store_true',
+        help='diagnosis only: normalize with each batch\'s statistics '
+        '(is_training=True), the classic evaluation mistake')
+    add('--watch', action='store_true',
+        help='evaluate each new checkpoint of the directory as it appears; stops at '
+        'the training run\'s max_steps or after --timeout')
+    add('--timeout', type=float, default=None,
+        help='with --watch: stop after this many seconds without a new checkpoint')
+    return parser
+
+
+def _report(metrics):
+    from slimnorm.train import evaluation
+    print(evaluation.format_table(metrics))
+    print(json.dumps(metrics, sort_keys=True), flush=True)
+
+
+def run(args):
+    """Evaluates with the parsed flags; returns the exit code."""
+    path = args.checkpoint_path
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    if args.watch:
+        if not os.path.isdir(path):
+            raise ValueError(f'checkpoint_path={path!r} with --watch; accepted: the '
+                             'training directory')
+    else:
+        if args.timeout is not None:
+            raise ValueError(f'timeout={args.timeout!r} without --watch; accepted: no '
+                             'timeout (it is only used with --watch)')
+        checkpoints.check_path(path)
+    saved = run_config.read_run_config(directory) or {}
+    fields = common.model_fields_from_args(
+        args, {name: saved[name] for name in run_config.GRAPH_FIELDS + ('data_dir',)
+               if name in saved})
+    scopes = tuple(s.strip() for s in args.checkpoint_exclude_scopes.split(',') if s.strip())
+    config = run_config.EvalConfig(
+        **fields, batch_size=args.batch_size, split=args.split,
+        moving_average_decay=args.moving_average_decay,
+        checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
+    from slimnorm.train import evaluation  # TensorFlow from here on
+    if not args.watch:
+        _report(evaluation.evaluate(config, path))
+        return 0
+    for metrics in evaluation.watch(config, path, timeout=args.timeout,
+                                    max_steps=saved.get('max_steps')):
+        _report(metrics)
+        evaluation.write_eval_summary(metrics, path)
+    return 0
+
+
+def main(argv=None, prog='slimnorm-eval'):
+    common.quiet_tensorflow()
+    return common.run_cli(build_parser(prog), run, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

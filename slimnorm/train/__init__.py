@@ -1,0 +1,13 @@
+"""The training loop, evaluation and run configuration behind `slimnorm-train`/`-eval`.
+
+- `slimnorm.train.config`: what a run is (TensorFlow-free): the configs and
+  their checks, the run_config.json written beside the checkpoints;
+- `slimnorm.train.loop`: the Session training loop (resume, signals,
+  checkpoints, summaries);
+- `slimnorm.train.evaluation`: accuracy of a checkpoint, and watching a
+  training directory.
+
+The graph helpers a training loop is built from (`create_train_op`,
+`check_update_ops`, `make_saver`, `variables_to_restore`) are in
+`slimnorm.training`, the library module slim users call from their own loops.
+"""
