@@ -16,7 +16,7 @@ import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import slimnorm
-from slimnorm.export import caffe, checkpoints, cli
+from slimnorm.export import caffe, checkpoint_io, cli
 
 tf1 = tf.compat.v1
 F = descriptor_pb2.FieldDescriptorProto
@@ -100,7 +100,7 @@ def _model(packed, rng):
 def test_decoder_reads_what_protobuf_wrote(packed):
     data, expected = _model(packed, np.random.RandomState(0))
     layers = caffe.read_caffemodel(data)
-    assert [(l.name, l.type) for l in layers] == [
+    assert [(layer.name, layer.type) for layer in layers] == [
         ('conv1', 'Convolution'), ('bn1', 'BatchNorm'), ('scale1', 'Scale'),
         ('relu1', 'ReLU'), ('bn2', 'BatchNorm')]
     assert layers[0].blobs[0].shape == (4, 3, 3, 3)
@@ -145,7 +145,7 @@ def test_imported_batch_norm_normalizes_as_caffe(tmp_path):
 def test_command_merges_into_a_base_checkpoint(tmp_path, capsys):
     data, expected = _model(True, np.random.RandomState(3))
     (tmp_path / 'm.caffemodel').write_bytes(data)
-    base = checkpoints.write_checkpoint(
+    base = checkpoint_io.write_checkpoint(
         {'Net/conv1/weights': np.ones([3, 3, 3, 4], np.float32),
          'Net/conv1/BatchNorm/moving_mean': np.zeros(4, np.float32)},
         str(tmp_path / 'base' / 'model.ckpt'))
@@ -156,7 +156,7 @@ def test_command_merges_into_a_base_checkpoint(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert 'bn1 -> Net/conv1: eps 0.001 (set epsilon=0.001)' in out
-    written = checkpoints.read_checkpoint(str(tmp_path / 'out' / 'model.ckpt'))
+    written = checkpoint_io.read_checkpoint(str(tmp_path / 'out' / 'model.ckpt'))
     assert sorted(written) == ['Net/conv1/BatchNorm/beta', 'Net/conv1/BatchNorm/gamma',
                                'Net/conv1/BatchNorm/moving_mean',
                                'Net/conv1/BatchNorm/moving_variance', 'Net/conv1/weights']

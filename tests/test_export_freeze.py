@@ -70,9 +70,9 @@ def test_saved_model_loads_and_serves(small_checkpoint, tmp_path):
 
 def test_errors_name_the_argument(tmp_path):
     with pytest.raises(ValueError, match="checkpoint_path='.*' is a directory without"):
-        freeze.checkpoint_file(str(tmp_path))
-    with pytest.raises(ValueError, match='neither a checkpoint prefix'):
-        freeze.checkpoint_file(str(tmp_path / 'missing.ckpt'))
+        freeze.restore_and_freeze(tf.Graph(), str(tmp_path))
+    with pytest.raises(ValueError, match='is neither a directory with checkpoints nor'):
+        freeze.restore_and_freeze(tf.Graph(), str(tmp_path / 'missing.ckpt'))
     with pytest.raises(ValueError, match="model_name='resnet'"):
         freeze.build_inference_graph('resnet', 10)
     assert names.num_classes_for('imagenet', labels_offset=1) == 1000

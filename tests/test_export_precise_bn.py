@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import slimnorm
 from nets import nets_factory
-from slimnorm.export import checkpoints, precise_bn
+from slimnorm.export import checkpoint_io, precise_bn
 from tests import export_helpers as helpers
 
 tf1 = tf.compat.v1
@@ -65,7 +65,7 @@ def test_statistics_are_the_average_of_per_batch_statistics(tmp_path, normalizer
         build, (16, 16, 1), checkpoint, str(tmp_path / 'precise' / 'model.ckpt'),
         image_batches)
     expected = _expected_statistics(build, checkpoint, image_batches, unbiased)
-    old, new = checkpoints.read_checkpoint(checkpoint), checkpoints.read_checkpoint(output)
+    old, new = checkpoint_io.read_checkpoint(checkpoint), checkpoint_io.read_checkpoint(output)
     assert sorted(changes) == sorted(expected) and len(expected) == 12
     for name, value in expected.items():
         np.testing.assert_allclose(new[name], value, rtol=1e-4, atol=1e-6)
@@ -105,8 +105,8 @@ def test_command_on_a_train_py_checkpoint(tmp_path):
                '--batch_size', 16, '--output_path', tmp_path / 'precise' / 'model.ckpt')
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'Wrote' in done.stdout and '10 statistics from 5 batches of 16' in done.stdout
-    new = checkpoints.read_checkpoint(str(tmp_path / 'precise' / 'model.ckpt'))
-    old = checkpoints.read_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'train')))
+    new = checkpoint_io.read_checkpoint(str(tmp_path / 'precise' / 'model.ckpt'))
+    old = checkpoint_io.read_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'train')))
     assert sorted(new) == sorted(old)
 
 

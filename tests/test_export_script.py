@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from slimnorm import datasets
+from slimnorm.data import datasets
 from slimnorm.export import cli, freeze
 from tests import export_helpers as helpers
 
@@ -63,7 +63,7 @@ def test_unfrozen_export_and_bad_flags(tmp_path, capsys):
             (['--dataset_name', 'coco'], "dataset_name='coco'"),
             (['--image_size', '0'], "'0' is not a positive integer"),
             (['--model_kwargs', '[1]'], 'is not a JSON object'),
-            (['--checkpoint_path', str(tmp_path)], 'without a checkpoint state file')]:
+            (['--checkpoint_path', str(tmp_path)], 'is a directory without checkpoints')]:
         with pytest.raises(SystemExit) as exit_info:
             cli.export_main(['--model_name', 'small_convnet', '--image_size', '8',
                              '--output_file', str(tmp_path / 'x.pb')] + args)
@@ -81,3 +81,20 @@ def test_checkpoint_of_another_network_is_one_line(tmp_path, capsys):
                             '--output_file', str(tmp_path / 'x.pb')])
     err = capsys.readouterr().err
     assert code == 1 and 'cannot restore' in err and len(err.strip().splitlines()) == 1
+
+
+def test_flags_are_checked_before_tensorflow_loads():
+    code = ('import sys\n'
+            'from slimnorm.export import cli\n'
+            'for main in (cli.export_main, cli.precise_bn_main, cli.caffe_main):\n'
+            '    try:\n'
+            '        main(["--output_file", "x.pb", "--output_path", "x", "--fold_batch_norms"])\n'
+            '    except SystemExit as exit_:\n'
+            '        assert exit_.code == 2, exit_.code\n'
+            'assert "tensorflow" not in sys.modules\n')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [ROOT, env.get('PYTHONPATH')]))
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count('error:') == 3

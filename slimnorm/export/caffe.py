@@ -252,13 +252,13 @@ def caffe_to_checkpoint(caffemodel, mapping, output_prefix, base_checkpoint=None
     ones replace (or add to) them; an imported value whose shape differs
     from the base's is refused. Returns (prefix written, info).
     """
-    from slimnorm.export import checkpoints
+    from slimnorm.export import checkpoint_io
     values, info = batch_norm_variables(read_caffemodel(caffemodel), mapping)
     if base_checkpoint is not None:
-        base = checkpoints.read_checkpoint(base_checkpoint)
+        base = checkpoint_io.read_checkpoint(base_checkpoint)
         for name, value in values.items():
             if name in base and base[name].shape != value.shape:
                 raise ValueError('%s: shape %s in the Caffe model, %s in base_checkpoint'
                                  % (name, list(value.shape), list(base[name].shape)))
         values = dict(base, **values)
-    return checkpoints.write_checkpoint(values, output_prefix), info
+    return checkpoint_io.write_checkpoint(values, output_prefix), info

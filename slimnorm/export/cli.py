@@ -13,7 +13,10 @@ import json
 import os
 import sys
 
-NORMALIZERS = ('batch', 'batch_renorm', 'group', 'layer', 'instance', 'none')
+from slimnorm import checkpoints
+from slimnorm.choices import DATASETS, MODELS, normalizer_names
+from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+
 DATA_FORMATS = ('NHWC', 'NCHW')
 
 EXPORT_DESCRIPTION = """\
@@ -28,21 +31,6 @@ Feed images preprocessed as the network was trained: small_convnet takes
 floats in [0, 1] (slimnorm.datasets); inception_v2 takes slim's inception
 preprocessing: RGB floats scaled to [-1, 1], central crop 0.875, resized to
 224x224 (nets.inception_eval.preprocess_for_eval)."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
-
-
-def _quiet_tensorflow():
-    import logging
-    import warnings
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')
-    logging.getLogger('tensorflow').setLevel(logging.ERROR)
 
 
 def _json_object(text):
@@ -69,8 +57,8 @@ def add_model_flags(parser, num_channels=True,
                     image_size_help="height and width (default: the network's default size)"):
     """The flags that rebuild the trained network (shared by the commands)."""
     add = parser.add_argument
-    add('--model_name', default='inception_v2', help='small_convnet|inception_v2')
-    add('--normalizer', default='batch', choices=NORMALIZERS)
+    add('--model_name', default='inception_v2', choices=MODELS)
+    add('--normalizer', default='batch', choices=normalizer_names())
     add('--data_format', default='NHWC', choices=DATA_FORMATS,
         help="the network's layout (the input stays NHWC)")
     add('--model_kwargs', type=_json_object, default={},
@@ -120,6 +108,11 @@ def _check_export_args(parser, args):
         if getattr(args, flag) and not args.checkpoint_path:
             parser.error('--%s needs --checkpoint_path: only a frozen graph '
                          'can be folded or served' % flag)
+    if args.checkpoint_path:
+        try:
+            checkpoints.check_path(args.checkpoint_path)
+        except ValueError as err:
+            parser.error(str(err))
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
@@ -134,8 +127,9 @@ def export_main(argv=None):
     parser = export_parser()
     args = parser.parse_args(argv)
     num_classes = _check_export_args(parser, args)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import tensorflow as tf
+
     from slimnorm.export import fold, freeze, saved_model
     try:
         graph = freeze.build_inference_graph(
@@ -191,7 +185,7 @@ def precise_bn_parser():
                                     'train.py --image_size did (default: as stored)')
     parser.set_defaults(model_name='small_convnet')
     add = parser.add_argument
-    add('--dataset', default='digits', help='digits|fashion_mnist|mnist_dir (train split)')
+    add('--dataset', default='digits', choices=DATASETS, help='its train split is used')
     add('--data_dir', default=None)
     add('--checkpoint_path', required=True, help='checkpoint prefix or directory')
     add('--output_path', required=True, help='prefix of the checkpoint to write')
@@ -204,12 +198,13 @@ def precise_bn_parser():
 def precise_bn_main(argv=None):
     parser = precise_bn_parser()
     args = parser.parse_args(argv)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import tensorflow as tf
-    from slimnorm import datasets
-    from slimnorm.export import freeze, precise_bn
+
+    from slimnorm.data import datasets
+    from slimnorm.export import precise_bn
     try:
-        checkpoint = freeze.checkpoint_file(args.checkpoint_path)
+        checkpoint = checkpoints.resolve(args.checkpoint_path)
         data = datasets.load(args.dataset, args.data_dir)
     except (ValueError, OSError) as err:
         parser.error(str(err))
@@ -272,7 +267,7 @@ def caffe_main(argv=None):
     if not args.mapping or bad:
         parser.error('--mapping must map layer names to non-empty scope strings; got %r'
                      % (bad or args.mapping,))
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from slimnorm.export import caffe
     try:
         output, info = caffe.caffe_to_checkpoint(args.caffemodel, args.mapping,

@@ -15,8 +15,9 @@ What is recognised, in a GraphDef whose variables are constants (see
 `slimnorm.export.freeze`):
   * FusedBatchNorm{,V2,V3} with is_training=False (slimnorm's fused path,
     rank 4 NHWC/NCHW, and rank 2 through its [N, 1, 1, C] reshape);
-  * x * A + B with constant, per-channel A and B (the moments path, e.g.
-    batch renorm or fused=False, through `tf.nn.batch_normalization`).
+  * (x - C) * A + B or x * A + B with constant, per-channel A, B, C (the
+    moments path, e.g. batch renorm or fused=False, through
+    `tf.nn.batch_normalization`).
 Between the layer and the batch norm there may be a BiasAdd, an Identity,
 or the rank-2 reshape; each must feed nothing else. A batch norm with no
 such layer before it becomes one Mul and one AddV2 with constant operands.
@@ -132,7 +133,10 @@ def _fused_candidate(index, node):
 
 
 def _affine_candidate(index, node):
-    """(x, A tensor, B tensor) of an `x * A + B` node with constant A, B."""
+    """(x, A, B, C or None) of `x * A + B` or `(x - C) * A + B`, A, B, C constant.
+
+    The second form is `tf.nn.batch_normalization` as TF 2.21 builds it.
+    """
     if node.op not in ('Add', 'AddV2') or index.is_constant(node.name):
         return None
     for mul_input, b in (node.input[:2], node.input[1::-1]):
@@ -141,24 +145,40 @@ def _affine_candidate(index, node):
                 or not index.single_consumer(mul.name)):
             continue
         for x, a in (mul.input[:2], mul.input[1::-1]):
-            if index.is_constant(a) and not index.is_constant(x):
-                return x, a, b
+            if not index.is_constant(a) or index.is_constant(x):
+                continue
+            sub = index.nodes[_node_name(x)]
+            if (sub.op == 'Sub' and _output_index(x) == 0
+                    and index.single_consumer(sub.name)
+                    and index.is_constant(sub.input[1])
+                    and not index.is_constant(sub.input[0])):
+                return sub.input[0], a, b, sub.input[1]
+            return x, a, b, None
     return None
 
 
-def _channel_layout(a, b):
-    """(data_format, [C] multiplier, [C] shift) of broadcastable A, B, or None."""
+def _channel_layout(a, b, c=None):
+    """(data_format, [C] multiplier, [C] shift) of (x - c) * a + b, or None.
+
+    a must be per channel: [C] (channels last) or [1, C, 1, 1] (NCHW);
+    b and c may also be scalars.
+    """
     a, b = np.asarray(a), np.asarray(b)
+    c = np.zeros([], a.dtype) if c is None else np.asarray(c)
     if a.ndim <= 1 and a.size > 1:
         data_format, channels = 'NHWC', a.size
     elif a.ndim == 4 and a.shape[0] == a.shape[2] == a.shape[3] == 1:
         data_format, channels = 'NCHW', a.shape[1]
     else:
         return None
-    if b.size not in (1, channels) or (b.size > 1 and b.shape != a.shape):
-        return None
-    return (data_format, a.reshape(-1).astype(np.float64),
-            np.broadcast_to(b.reshape(-1), [channels]).astype(np.float64))
+    for other in (b, c):
+        if other.size not in (1, channels) or (other.size > 1 and other.shape != a.shape):
+            return None
+    multiplier = a.reshape(-1).astype(np.float64)
+
+    def per_channel(v):
+        return np.broadcast_to(v.reshape(-1), [channels]).astype(np.float64)
+    return data_format, multiplier, per_channel(b) - per_channel(c) * multiplier
 
 
 def _find_batch_norms(index):
@@ -173,7 +193,7 @@ def _find_batch_norms(index):
         candidate = _affine_candidate(index, node)
         if candidate is not None:
             affine.append((node, candidate))
-            wanted.extend(candidate[1:])
+            wanted.extend(t for t in candidate[1:] if t is not None)
     values = _evaluate(index.graph_def, wanted)
     found = []
     for node, (x, params) in fused:
@@ -182,8 +202,8 @@ def _find_batch_norms(index):
         found.append(_Affine(node.name, x, multiplier, offset - mean * multiplier,
                              node.attr['data_format'].s.decode() or 'NHWC',
                              node.attr['T'].type))
-    for node, (x, a, b) in affine:
-        layout = _channel_layout(values[a], values[b])
+    for node, (x, a, b, c) in affine:
+        layout = _channel_layout(values[a], values[b], None if c is None else values[c])
         if layout is not None:
             found.append(_Affine(node.name, x, layout[1], layout[2], layout[0],
                                  node.attr['T'].type))

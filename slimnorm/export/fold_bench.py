@@ -43,6 +43,7 @@ def _load_random_statistics(sess, seed):
 def _block(images):
     """conv - BN - ReLU - depthwise conv - BN - ReLU, slim layers."""
     import tf_slim as slim
+
     import slimnorm
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         normalizer_fn=slimnorm.batch_norm,

@@ -15,30 +15,17 @@ import os
 
 import tensorflow as tf
 
-tf1 = tf.compat.v1
-
+from slimnorm import checkpoints
 from slimnorm.export.names import (  # noqa: F401  (re-exported)
-    DATASET_CLASSES, INPUT_NAME, LOGITS_NAME, OUTPUT_NAMES, PROBABILITIES_NAME,
-    num_classes_for)
+    DATASET_CLASSES,
+    INPUT_NAME,
+    LOGITS_NAME,
+    OUTPUT_NAMES,
+    PROBABILITIES_NAME,
+    num_classes_for,
+)
 
-
-def checkpoint_file(path):
-    """A checkpoint prefix from a prefix or a directory (its latest one).
-
-    Raises:
-      ValueError: naming the path, when there is no checkpoint there.
-    """
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise ValueError('checkpoint_path=%r is a directory without a '
-                             'checkpoint state file' % (path,))
-        return latest
-    if not tf1.train.checkpoint_exists(path):
-        raise ValueError('checkpoint_path=%r is neither a checkpoint prefix '
-                         '(whose .index exists) nor a directory of checkpoints'
-                         % (path,))
-    return path
+tf1 = tf.compat.v1
 
 
 def build_network(images, model_name, num_classes, is_training=False,
@@ -117,9 +104,9 @@ def restore_and_freeze(graph, checkpoint_path, output_names=OUTPUT_NAMES):
       The frozen GraphDef.
 
     Raises:
-      ValueError: no checkpoint at `checkpoint_path`.
+      ValueError: no checkpoint at `checkpoint_path` (slimnorm.checkpoints).
     """
-    path = checkpoint_file(checkpoint_path)
+    path = checkpoints.resolve(checkpoint_path)
     with graph.as_default():
         saver = tf1.train.Saver(tf1.global_variables())
     with tf1.Session(graph=graph) as sess:

@@ -23,7 +23,7 @@ Dropout does not matter: in slim's networks none sits before a batch norm.
 import numpy as np
 import tensorflow as tf
 
-from slimnorm.export import checkpoints
+from slimnorm.export import checkpoint_io
 from slimnorm.export.names import short_list
 
 tf1 = tf.compat.v1
@@ -63,9 +63,8 @@ def statistic_tensors(graph):
         with is_training=False, or zero_debias_moving_mean, whose update has
         another form), or when the graph has no batch norm at all.
     """
-    moving = sorted(v.op.name for v in graph.get_collection(
-        tf1.GraphKeys.MOVING_AVERAGE_VARIABLES)
-        if v.op.name.rsplit('/', 1)[-1] in MOVING_NAMES)
+    moving = sorted(v.op.name for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+                    if v.op.name.rsplit('/', 1)[-1] in MOVING_NAMES)
     if not moving:
         raise ValueError('graph has no moving_mean/moving_variance variables: '
                          'no batch norm to recompute')
@@ -112,8 +111,8 @@ def average_statistics(sess, tensors, feeds):
 
 def batches(images, num_batches, batch_size, seed=0):
     """`num_batches` batches of `images`, each epoch in a seeded random order
-    (slimnorm.datasets.BatchSchedule, as training draws them)."""
-    from slimnorm.datasets import BatchSchedule
+    (slimnorm.data.datasets.BatchSchedule, as training draws them)."""
+    from slimnorm.data.datasets import BatchSchedule
     if num_batches < 1:
         raise ValueError('num_batches=%r must be >= 1' % (num_batches,))
     if batch_size > len(images):
@@ -144,7 +143,7 @@ def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
         images = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
         build_fn(images)
         tensors = statistic_tensors(graph)
-        old = checkpoints.read_checkpoint(checkpoint_path)
+        old = checkpoint_io.read_checkpoint(checkpoint_path)
         model_variables = [v for v in tf1.global_variables() if v.op.name in old]
         saver = tf1.train.Saver(model_variables)
         with tf1.Session() as sess:
@@ -159,4 +158,4 @@ def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
                              'another network' % (name, checkpoint_path))
         values[name] = value.astype(old[name].dtype)
         changes[name] = (old[name], values[name])
-    return checkpoints.write_checkpoint(values, output_prefix), changes
+    return checkpoint_io.write_checkpoint(values, output_prefix), changes

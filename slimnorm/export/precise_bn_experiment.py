@@ -24,7 +24,7 @@ import tensorflow as tf
 
 import slimnorm
 from nets import nets_factory
-from slimnorm import datasets
+from slimnorm.data import datasets
 from slimnorm.export import precise_bn
 
 tf1 = tf.compat.v1
