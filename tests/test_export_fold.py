@@ -5,11 +5,11 @@ import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
-from slimnorm.export import fold, freeze
+from slimnorm.export import fold, fold_patterns, freeze
 from tests import export_helpers as helpers
 
 tf1 = tf.compat.v1
-BATCH_NORM_OPS = set(fold.FUSED_BATCH_NORM_OPS)
+BATCH_NORM_OPS = set(fold_patterns.FUSED_BATCH_NORM_OPS)
 # NCHW graphs are run, not only inspected: oneDNN's CPU kernels take NCHW.
 needs_nchw = pytest.mark.skipif(not helpers.nchw_runs_on_cpu(),
                                 reason='no NCHW conv on this CPU build (oneDNN off)')
