@@ -29,6 +29,11 @@ setup(
             "slimnorm-exp-bn-speedup = slimnorm.bench.exp_bn_speedup:main",
             "slimnorm-exp-gn-batch-size = slimnorm.bench.exp_gn_batch_size:main",
             "slimnorm-exp-renorm-warmup = slimnorm.bench.exp_renorm_warmup:main",
+            "slimnorm-export-inference-graph = slimnorm.export.cli:export_main",
+            "slimnorm-precise-bn = slimnorm.export.cli:precise_bn_main",
+            "slimnorm-caffe-to-checkpoint = slimnorm.export.cli:caffe_main",
+            "slimnorm-bench-fold = slimnorm.export.fold_bench:main",
+            "slimnorm-exp-precise-bn = slimnorm.export.precise_bn_experiment:main",
         ],
     },
     extras_require={

@@ -6,7 +6,7 @@ See slimnorm/export/fold_bench.py.
 """
 import sys
 
-from slimnorm.export import fold_bench
+from slimnorm.export.fold_bench import main
 
 if __name__ == '__main__':
-    sys.exit(fold_bench.main())
+    sys.exit(main())

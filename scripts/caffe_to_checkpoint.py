@@ -8,7 +8,7 @@ Same flags as the console command `slimnorm-caffe-to-checkpoint`; see
 """
 import sys
 
-from slimnorm.export import cli
+from slimnorm.export.cli import caffe_main
 
 if __name__ == '__main__':
-    sys.exit(cli.caffe_main())
+    sys.exit(caffe_main())

@@ -7,7 +7,7 @@ See slimnorm/export/precise_bn_experiment.py.
 """
 import sys
 
-from slimnorm.export import precise_bn_experiment
+from slimnorm.export.precise_bn_experiment import main
 
 if __name__ == '__main__':
-    sys.exit(precise_bn_experiment.main())
+    sys.exit(main())

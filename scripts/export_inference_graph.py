@@ -10,7 +10,7 @@ Same flags as the console command `slimnorm-export-inference-graph`; see
 """
 import sys
 
-from slimnorm.export import cli
+from slimnorm.export.cli import export_main
 
 if __name__ == '__main__':
-    sys.exit(cli.export_main())
+    sys.exit(export_main())

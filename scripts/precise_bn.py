@@ -9,7 +9,7 @@ slimnorm/export/precise_bn.py.
 """
 import sys
 
-from slimnorm.export import cli
+from slimnorm.export.cli import precise_bn_main
 
 if __name__ == '__main__':
-    sys.exit(cli.precise_bn_main())
+    sys.exit(precise_bn_main())
