@@ -17,6 +17,8 @@ modules are never edited):
    written after the patch reaches them.
 2. **Moved TensorFlow names** (`ops.Tensor`, `control_flow_ops.cond`,
    `array_ops.stack`, ...): see `slimnorm.legacy.repairs`.
+3. **tf-slim functions broken in their own code** (`assign_from_checkpoint`
+   on partitioned variables under NumPy 2): see `slimnorm.legacy.fixed`.
 
 What it cannot reach: a reference to an original norm taken *before* the
 patch outside tf-slim (`from tf_slim import batch_norm`, or a module-level
@@ -37,7 +39,7 @@ import importlib.metadata
 import sys
 import warnings
 
-from slimnorm.legacy import repairs
+from slimnorm.legacy import fixed, repairs
 
 KNOWN_TF_SLIM_VERSIONS = ("1.1.0",)
 
@@ -88,18 +90,23 @@ def _tf_slim_modules():
             if module is not None and (name == "tf_slim" or name.startswith("tf_slim."))]
 
 
-def original_norms():
-    """{name: tf-slim's own function}, read from the modules that define them."""
-    originals = {}
-    for name, (defining, _) in NORMS.items():
-        module = importlib.import_module(defining)
-        function = _find_original(module, name)
-        if function is None:
+def _replacements():
+    """{id(tf-slim's original): (original, replacement)}: the norms, then `fixed.FIXED`.
+
+    ids are safe keys: the originals stay alive in the values.
+    """
+    ours = slimnorm_norms()
+    wanted = [(defining, name, ours[name]) for name, (defining, _) in NORMS.items()]
+    wanted += [(defining, name, new) for (defining, name), new in fixed.FIXED.items()]
+    result = {}
+    for defining, name, new in wanted:
+        original = _find_original(importlib.import_module(defining), name)
+        if original is None:
             raise UnsupportedTfSlimVersion(
                 "patch_tf_slim: %s has no %s; this tf-slim's layout is not the one the patch "
                 "knows (tf-slim %s)." % (defining, name, ", ".join(KNOWN_TF_SLIM_VERSIONS)))
-        originals[name] = function
-    return originals
+        result[id(original)] = (original, new)
+    return result
 
 
 def _find_original(module, name):
@@ -137,25 +144,22 @@ def patch_tf_slim(warn_captured=True):
     """
     _check_version()
     importlib.import_module("tf_slim")
-    originals = original_norms()
-    ours = slimnorm_norms()
-    # ids are safe keys here: the originals stay alive in `originals`.
-    replacement = {id(originals[name]): ours[name] for name in NORMS}
+    replacements = _replacements()
     made = []
     for module_name, module in _tf_slim_modules():
         for name, value in list(vars(module).items()):
-            if id(value) in replacement:
-                made.append(_set(module_name, name, replacement[id(value)]))
+            if id(value) in replacements:
+                made.append(_set(module_name, name, replacements[id(value)][1]))
                 continue
             stand_in = repairs.repaired(value)
             if stand_in is not None:
                 made.append(_set(module_name, name, stand_in))
     if warn_captured:
-        captured = find_captured_originals(originals.values())
+        captured = find_captured_originals(original for original, _ in replacements.values())
         if captured:
             warnings.warn(
-                "patch_tf_slim: these references to tf-slim's original norms were taken before "
-                "the patch and still call tf-slim's (which fails on TF 2.21): %s. Apply the "
+                "patch_tf_slim: these references to tf-slim functions the patch replaces were "
+                "taken before the patch and still call tf-slim's (which fail on TF 2.21): %s. Apply the "
                 "patch before importing that code (e.g. run it through `python -m "
                 "slimnorm.legacy`), or pass slimnorm's norm there." % ", ".join(captured),
                 CapturedOriginalWarning, stacklevel=2)
@@ -242,7 +246,9 @@ def _held(path, value, depth):
         children = []
         for key, item in list(value.items()):
             children.append(("%s[%s]" % (path, _short(key)), item))
-            children.append(("%s (key %s)" % (path, _short(key)), key))
+            # A key holds functions directly, or in a tuple (arg-scope style).
+            for element in key if isinstance(key, tuple) else (key,):
+                children.append(("%s key %s" % (path, _short(key)), element))
     elif isinstance(value, (list, tuple)):
         children = [("%s[%d]" % (path, index), item) for index, item in enumerate(value)]
     else:
@@ -252,5 +258,7 @@ def _held(path, value, depth):
 
 
 def _short(key):
+    if isinstance(key, tuple):
+        return "(%s)" % ", ".join(_short(element) for element in key)
     text = getattr(key, "__name__", None) or repr(key)
     return text if len(text) <= 40 else text[:37] + "..."

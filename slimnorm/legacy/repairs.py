@@ -12,8 +12,9 @@ current contents). Instead, each tf-slim module that imported one of the
 affected TensorFlow modules gets, in place of that module, a `RepairedModule`:
 a namespace that forwards every attribute to the real module and adds only
 the names this table lists, taken from where TensorFlow keeps them now.
-`MOVED` is the complete table for tf-slim 1.1.0 on TensorFlow 2.21; a name
-TensorFlow still has in its old place is never shadowed.
+`MOVED` is the complete table for tf-slim 1.1.0 on TensorFlow 2.21 (its
+library modules and its bundled tests, which are modules of the tf_slim
+package too); a name TensorFlow still has in its old place is never shadowed.
 """
 import importlib
 import types
@@ -36,7 +37,6 @@ MOVED = {
     "tensorflow.python.ops.array_ops": {
         "stack": "tensorflow.python.ops.array_ops_stack:stack",
         "unstack": "tensorflow.python.ops.array_ops_stack:unstack",
-        "parallel_stack": "tensorflow.python.ops.array_ops_stack:parallel_stack",
     },
     "tensorflow.python.ops.variable_scope": {
         # tf-slim's local_variable/global_variable call `variable_scope.variable(
@@ -44,6 +44,15 @@ MOVED = {
         # name=)`: the signature of the v1 Variable constructor, which also goes
         # through the graph's variable-creator stack as the old function did.
         "variable": "tensorflow.python.ops.variable_v1:VariableV1",
+        "enable_resource_variables":
+            "tensorflow.python.ops.resource_variables_toggle:enable_resource_variables",
+        "disable_resource_variables":
+            "tensorflow.python.ops.resource_variables_toggle:disable_resource_variables",
+        "resource_variables_enabled":
+            "tensorflow.python.ops.resource_variables_toggle:resource_variables_enabled",
+    },
+    "tensorflow.python.ops.variables": {
+        "VariableV1": "tensorflow.python.ops.variable_v1:VariableV1",
     },
 }
 
