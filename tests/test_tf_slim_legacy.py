@@ -84,3 +84,16 @@ def test_script_exit_status_and_argv_pass_through(tmp_path):
     result = _legacy(script, "--a=1", "b", timeout=120)
     assert result.returncode == 3, result.stderr[-2000:]
     assert result.stdout.strip() == "['--a=1', 'b'] __main__"
+
+
+def test_same_script_without_the_patch_fails_in_tf_slims_decoder(tmp_path):
+    """The control: graph mode alone is not enough on TF 2.21."""
+    code = ("import runpy, sys, tensorflow as tf\n"
+            "tf.compat.v1.disable_eager_execution()\n"
+            "sys.argv = ['s', '--dataset_dir=%s', '--train_dir=%s', '--num_samples=4']\n"
+            "runpy.run_path(%r, run_name='__main__')\n"
+            % (tmp_path / "data", tmp_path / "train", SCRIPT))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=_env(), timeout=300, cwd=ROOT)
+    assert result.returncode != 0
+    assert "has no attribute 'case'" in result.stderr

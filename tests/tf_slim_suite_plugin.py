@@ -9,11 +9,14 @@ modules are themselves modules of the tf_slim package, imported during
 collection, and the patch (idempotent) repairs each loaded tf_slim module.
 
 The entries of tests/data/tf_slim_suite_exclusions.txt then apply:
-`deselect` (run elsewhere), `ignore` (the file cannot be imported), and
-`xfail` (strict: a test that starts passing fails the run, so the list
-cannot go stale). With SLIMNORM_TF_SLIM_PATCH=0 (the unpatched baseline for
-the per-file counts) nothing is marked, only the deselections apply.
+`deselect` (run elsewhere) and `xfail` (strict: a test that starts passing
+fails the run, so the list cannot go stale); `ignore`d files are never
+passed to the child (tests/tf_slim_suite.py). With SLIMNORM_TF_SLIM_PATCH=0
+(the unpatched baseline for the per-file counts) nothing is marked, only the
+deselections apply. If SLIMNORM_TF_SLIM_MATCHES names a file, the number of
+collected tests each entry matched is written there as JSON.
 """
+import json
 import os
 
 import pytest
@@ -63,26 +66,19 @@ def pytest_configure(config):
         patch_tf_slim(warn_captured=False)
 
 
-def pytest_ignore_collect(collection_path, config):
-    if not patching():
-        return None
-    relative = _relative(str(collection_path))
-    for kind, pattern, _ in read_exclusions():
-        if kind == "ignore" and relative == pattern:
-            return True
-    return None
-
-
 def pytest_collection_modifyitems(session, config, items):
     if patching():
         from slimnorm.tf_slim_patch import patch_tf_slim
 
         patch_tf_slim(warn_captured=False)
     entries = read_exclusions()
+    matched = {pattern: 0 for _, pattern, _ in entries}
     kept, deselected = [], []
     for item in items:
         relative = _relative(item.nodeid)
         hits = [(kind, reason) for kind, pattern, reason in entries if _matches(relative, pattern)]
+        for _, pattern, _ in entries:
+            matched[pattern] += _matches(relative, pattern)
         if any(kind == "deselect" for kind, _ in hits):
             deselected.append(item)
             continue
@@ -94,3 +90,6 @@ def pytest_collection_modifyitems(session, config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    if os.environ.get("SLIMNORM_TF_SLIM_MATCHES"):
+        with open(os.environ["SLIMNORM_TF_SLIM_MATCHES"], "w", encoding="utf-8") as out:
+            json.dump(matched, out)
