@@ -110,11 +110,10 @@ def _replacements():
 
 
 def _find_original(module, name):
-    current = getattr(module, name, None)
     for change in _APPLIED:  # already patched: the original is in our record
         if change.module == module.__name__ and change.name == name:
             return change.old
-    return current
+    return getattr(module, name, None)
 
 
 def slimnorm_norms():
@@ -159,8 +158,8 @@ def patch_tf_slim(warn_captured=True):
         if captured:
             warnings.warn(
                 "patch_tf_slim: these references to tf-slim functions the patch replaces were "
-                "taken before the patch and still call tf-slim's (which fail on TF 2.21): %s. Apply the "
-                "patch before importing that code (e.g. run it through `python -m "
+                "taken before the patch and still call tf-slim's (which fail on TF 2.21): %s. "
+                "Apply the patch before importing that code (e.g. run it through `python -m "
                 "slimnorm.legacy`), or pass slimnorm's norm there." % ", ".join(captured),
                 CapturedOriginalWarning, stacklevel=2)
     return tuple(made)
@@ -172,9 +171,14 @@ def unpatch_tf_slim():
     An attribute someone else has reassigned since the patch is left as it
     is (and not reported), so unpatching never overwrites newer code.
     """
+    return _undo(list(_APPLIED))
+
+
+def _undo(changes):
+    """Reverts `changes` newest first; returns those that were still in effect."""
     undone = []
-    while _APPLIED:
-        change = _APPLIED.pop()
+    for change in reversed(changes):
+        _APPLIED.remove(change)
         module = sys.modules.get(change.module)
         if module is not None and getattr(module, change.name, None) is change.new:
             setattr(module, change.name, change.old)
@@ -198,12 +202,7 @@ def patched_tf_slim(warn_captured=True):
     try:
         yield made
     finally:
-        for change in reversed(made):
-            module = sys.modules.get(change.module)
-            if module is not None and getattr(module, change.name, None) is change.new:
-                setattr(module, change.name, change.old)
-            if change in _APPLIED:
-                _APPLIED.remove(change)
+        _undo([change for change in made if change in _APPLIED])
 
 
 def find_captured_originals(originals):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from script_helpers import script_env
 from slimnorm.legacy import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,15 +22,9 @@ SCRIPT = os.path.join(ROOT, "tests", "data", "slim_legacy_classifier.py")
 STEPS = 60
 
 
-def _env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    return env
-
-
 def _legacy(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "slimnorm.legacy"] + [str(a) for a in args],
-                          capture_output=True, text=True, env=_env(), timeout=timeout, cwd=ROOT)
+                          capture_output=True, text=True, env=script_env(), timeout=timeout, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +89,6 @@ def test_same_script_without_the_patch_fails_in_tf_slims_decoder(tmp_path):
             "runpy.run_path(%r, run_name='__main__')\n"
             % (tmp_path / "data", tmp_path / "train", SCRIPT))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=_env(), timeout=300, cwd=ROOT)
+                            env=script_env(), timeout=300, cwd=ROOT)
     assert result.returncode != 0
     assert "has no attribute 'case'" in result.stderr

@@ -12,8 +12,7 @@ The entries of tests/data/tf_slim_suite_exclusions.txt then apply:
 `deselect` (run elsewhere) and `xfail` (strict: a test that starts passing
 fails the run, so the list cannot go stale); `ignore`d files are never
 passed to the child (tests/tf_slim_suite.py). With SLIMNORM_TF_SLIM_PATCH=0
-(the unpatched baseline for the per-file counts) nothing is marked, only the
-deselections apply. If SLIMNORM_TF_SLIM_MATCHES names a file, the number of
+(the unpatched baseline for the per-file counts) the list is not applied. If SLIMNORM_TF_SLIM_MATCHES names a file, the number of
 collected tests each entry matched is written there as JSON.
 """
 import json
@@ -67,10 +66,11 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    if patching():
-        from slimnorm.tf_slim_patch import patch_tf_slim
+    if not patching():
+        return
+    from slimnorm.tf_slim_patch import patch_tf_slim
 
-        patch_tf_slim(warn_captured=False)
+    patch_tf_slim(warn_captured=False)
     entries = read_exclusions()
     matched = {pattern: 0 for _, pattern, _ in entries}
     kept, deselected = [], []
@@ -82,10 +82,9 @@ def pytest_collection_modifyitems(session, config, items):
         if any(kind == "deselect" for kind, _ in hits):
             deselected.append(item)
             continue
-        if patching():
-            for kind, reason in hits:
-                if kind == "xfail":
-                    item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+        for kind, reason in hits:
+            if kind == "xfail":
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
         kept.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
