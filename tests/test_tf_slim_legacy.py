@@ -58,7 +58,7 @@ def test_checkpoint_holds_moved_statistics_and_ema_shadows(trained):
     assert reader.get_tensor("global_step") == STEPS
 
 
-def test_usage_errors_exit_2_before_tensorflow_loads():
+def test_usage_errors_exit_2():
     for args in ([], ["/nonexistent/train.py"], ["--bogus"], ["-m"]):
         result = _legacy(*args, timeout=60)
         assert result.returncode == 2, args

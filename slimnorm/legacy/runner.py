@@ -14,8 +14,8 @@ What it does before the script's first line runs:
    its own imports (`from nets import nets_factory`) resolve. `-m module`
    runs a module instead, as `python -m module` would.
 
-The exit status is the script's. Usage errors exit with status 2 before
-TensorFlow is imported.
+The exit status is the script's. Usage errors (no script, a missing file,
+an unknown option) exit with status 2 before anything is patched or run.
 """
 import os
 import runpy
