@@ -1,6 +1,6 @@
 """Make unedited tf-slim 1.1.0 code run on TensorFlow 2.21: `patch_tf_slim()`.
 
-Two things change, both only inside tf-slim's own modules (TensorFlow's
+Three things change, all only inside tf-slim's own modules (TensorFlow's
 modules are never edited):
 
 1. **The norms.** `batch_norm`, `layer_norm`, `group_norm` and
@@ -18,11 +18,12 @@ modules are never edited):
 2. **Moved TensorFlow names** (`ops.Tensor`, `control_flow_ops.cond`,
    `array_ops.stack`, ...): see `slimnorm.legacy.repairs`.
 3. **tf-slim functions broken in their own code** (`assign_from_checkpoint`
-   on partitioned variables under NumPy 2): see `slimnorm.legacy.fixed`.
+   on partitioned variables, under NumPy >= 1.23): see `slimnorm.legacy.fixed`.
 
 What it cannot reach: a reference to an original norm taken *before* the
 patch outside tf-slim (`from tf_slim import batch_norm`, or a module-level
-dict such as research/slim's mobilenet_v3 `_defaults`). Those keep tf-slim's
+definition such as research/slim mobilenet's `defaults={(slim.batch_norm,):
+{...}}`). Those keep tf-slim's
 norm; the patch warns with `CapturedOriginalWarning`, naming each one it can
 see (module globals, and dicts, lists, tuples and `functools.partial` objects
 held in module globals). Patch before importing network code.
