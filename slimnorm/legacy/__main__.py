@@ -1,0 +1,6 @@
+"""`python -m slimnorm.legacy script.py args...`: see `slimnorm.legacy.runner`."""
+import sys
+
+from slimnorm.legacy.runner import main
+
+sys.exit(main())
