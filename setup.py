@@ -34,6 +34,7 @@ setup(
             "slimnorm-caffe-to-checkpoint = slimnorm.export.cli:caffe_main",
             "slimnorm-bench-fold = slimnorm.export.fold_bench:main",
             "slimnorm-exp-precise-bn = slimnorm.export.precise_bn_experiment:main",
+            "slimnorm-legacy = slimnorm.legacy.runner:main",
         ],
     },
     extras_require={

@@ -27,10 +27,15 @@ _LAYERS = {
     'group_norm': 'slimnorm.group_norm',
     'instance_norm': 'slimnorm.instance_norm',
     'layer_norm': 'slimnorm.layer_norm',
+    # Adopting slimnorm in unedited tf-slim code (see slimnorm.tf_slim_patch).
+    'patch_tf_slim': 'slimnorm.tf_slim_patch',
+    'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
+    'patched_tf_slim': 'slimnorm.tf_slim_patch',
 }
 _MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
 
-__all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm']
+__all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm',
+           'patch_tf_slim', 'patched_tf_slim', 'unpatch_tf_slim']
 __version__ = '0.1.0'
 
 

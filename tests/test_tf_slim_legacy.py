@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from script_helpers import script_env
 from slimnorm.legacy import runner
+
+from script_helpers import script_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "data", "slim_legacy_classifier.py")

@@ -19,6 +19,7 @@ import slimnorm
 from slimnorm import reference, tf_slim_patch
 from slimnorm.legacy import repairs
 from slimnorm.tf_slim_patch import patch_tf_slim, patched_tf_slim, unpatch_tf_slim
+
 from graph_utils import rel_err
 
 # Every module of tf-slim 1.1.0 that exposes each norm after `import tf_slim`.

@@ -9,7 +9,6 @@ and tests whose own code breaks under NumPy 2 or needs tf_keras. Those
 listed as xfail are strict, so a stale entry fails this test too.
 """
 import pytest
-
 import tf_slim_suite
 import tf_slim_suite_plugin
 

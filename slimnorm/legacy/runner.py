@@ -45,6 +45,7 @@ def parse(argv):
 def prepare():
     """Graph mode and the tf-slim patch: what every legacy script needs first."""
     import tensorflow as tf
+
     from slimnorm.tf_slim_patch import patch_tf_slim
 
     tf.compat.v1.disable_eager_execution()
