@@ -182,8 +182,9 @@ def batch_norm(inputs,
         beta, gamma = affine.get("beta"), affine.get("gamma")
         moving_mean = param("moving_mean", variables.ZEROS, False, partitioned=False)
         moving_variance = param("moving_variance", variables.ONES, False, partitioned=False)
-        renorm_vars = (batch_renorm.create_variables(channels, variable_dtype,
-                                                     variables_collections)
+        # In the statistics' dtype: slim's legacy path, the one with half-precision
+        # variables, had no batch renorm, so there is no slim dtype to follow.
+        renorm_vars = (batch_renorm.create_variables(channels, dtype, variables_collections)
                        if renorm and training is not False else None)
         debias = (zero_debias_variables(moving_mean, model_variables=layout == "legacy")
                   if zero_debias_moving_mean and training is not False else None)
@@ -233,8 +234,8 @@ def batch_norm(inputs,
 
         def frozen():
             """The eval branch of tf.cond: outputs from, and targets equal to, the averages."""
-            mean = tf.convert_to_tensor(moving_mean)
-            variance = tf.convert_to_tensor(moving_variance)
+            mean = variables.as_tensor(moving_mean, dtype)
+            variance = variables.as_tensor(moving_variance, dtype)
             return BatchStatistics(infer(), mean, variance, variance)
 
         if training is False:

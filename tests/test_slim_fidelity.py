@@ -308,3 +308,28 @@ def test_bad_renorm_schedules_are_refused(kwargs, message):
     from slimnorm import batch_renorm
     with tf.Graph().as_default(), pytest.raises(ValueError, match=message):
         batch_renorm.clipping_schedule(tf.constant(0), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"updates_collections": None},
+                                    {"updates_collections": None, "renorm": True},
+                                    {"fused": False, "batch_weights": "ones"}])
+def test_half_precision_legacy_path_with_a_training_tensor(kwargs):
+    """float16 variables (slim's legacy path) behind tf.cond; statistics stay float32."""
+    x = np.random.default_rng(6).normal(2, 1, size=(2, 5, 3)).astype(np.float16)
+    with tf.Graph().as_default():
+        training = tf1.placeholder(tf.bool, [])
+        kwargs = _in_graph(kwargs)
+        if "batch_weights" in kwargs:
+            kwargs["batch_weights"] = tf.ones([2])
+        y = slimnorm.batch_norm(tf.constant(x), is_training=training, **kwargs)
+        updates = tf1.get_collection(GK.UPDATE_OPS)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            train_out = sess.run([y] + updates, {training: True})[0]
+            eval_out = sess.run(y, {training: False})
+    assert train_out.dtype == eval_out.dtype == np.float16
+    if not kwargs.get("renorm"):     # renorm's r, d start away from 1, 0: not plain BN
+        x64 = x.astype(np.float64)
+        expected = (x64 - x64.mean((0, 1))) / np.sqrt(x64.var((0, 1)) + 1e-3)
+        assert rel_err(train_out, expected) < 2e-3
+    assert np.all(np.isfinite(train_out)) and np.all(np.isfinite(eval_out))
