@@ -161,3 +161,12 @@ def test_missing_directory_and_missing_split_are_named(tmp_path, flowers):
     os.remove(os.path.join(directory, 'labels.txt'))
     with pytest.raises(ValueError, match='(?=.*num_classes)(?=.*labels.txt)'):
         tfrecord.find_dataset(directory, 'train')
+
+
+def test_label_file_is_slims_id_colon_name(tmp_path):
+    (tmp_path / 'labels.txt').write_text('0:background\n2:tench: Tinca tinca\n\n1:goldfish\n')
+    assert tfrecord.read_label_file(str(tmp_path)) == {
+        0: 'background', 1: 'goldfish', 2: 'tench: Tinca tinca'}
+    (tmp_path / 'labels.txt').write_text('0:a\ncat\n')
+    with pytest.raises(ValueError, match=r"(?=.*line 2)(?=.*'cat')"):
+        tfrecord.read_label_file(str(tmp_path))

@@ -193,8 +193,8 @@ def read_batches(info, batch_size, image_size, preprocessing_name='inception',
     # (and so each record's preprocessing seed) depends only on `seed`.
     files, shard_records = _sharded_files(info, num_shards, shard_index)
     if is_training:
+        # repeat() below re-runs this shuffle: a new file order every epoch.
         files = files.shuffle(len(info.files), seed=seed, reshuffle_each_iteration=True)
-    if is_training:
         records = files.interleave(tf.data.TFRecordDataset, cycle_length=num_readers,
                                    num_parallel_calls=num_readers, deterministic=True)
     else:
