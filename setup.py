@@ -35,6 +35,7 @@ setup(
             "slimnorm-bench-fold = slimnorm.export.fold_bench:main",
             "slimnorm-exp-precise-bn = slimnorm.export.precise_bn_experiment:main",
             "slimnorm-legacy = slimnorm.legacy.runner:main",
+            "slimnorm-build-tfrecords = slimnorm.data.convert:main",
         ],
     },
     extras_require={

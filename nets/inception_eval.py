@@ -21,6 +21,7 @@ import tf_slim as slim
 import slimnorm.training
 from nets import inception_v2
 from slimnorm import checkpoints, checks
+from slimnorm.data import preprocessing
 
 tf1 = tf.compat.v1
 
@@ -32,17 +33,9 @@ def preprocess_for_eval(images, height=224, width=224,
                         central_fraction=0.875):
     """slim's `inception_preprocessing.preprocess_for_eval`, on a batch.
 
-    1. uint8 images become floats in [0, 1] (float images must already be);
-    2. the central `central_fraction` of height and width is kept
-       (None or 1.0: no crop);
-    3. bilinear resize to height x width, with TF1's `resize_bilinear`
-       (align_corners=False, no half-pixel centers) as slim used;
-    4. values are scaled from [0, 1] to [-1, 1].
-
-    Args:
-      images: [batch, height, width, channels] tensor or array.
-      height, width: output size; None skips the resize.
-      central_fraction: fraction of each side kept, in (0, 1].
+    The implementation is `slimnorm.data.preprocessing.preprocess_for_eval`
+    (uint8 -> [0, 1], central crop, TF1 bilinear resize, scale to [-1, 1]);
+    this entry point only insists on a rank-4 batch.
 
     Raises:
       ValueError: images not rank 4, or central_fraction outside (0, 1].
@@ -51,17 +44,8 @@ def preprocess_for_eval(images, height=224, width=224,
     if images.shape.rank != 4:
         raise ValueError('images must be a rank-4 batch [batch, height, width, '
                          'channels], got shape %s.' % (images.shape,))
-    if central_fraction is not None:
-        checks.positive(central_fraction, 'central_fraction')
-        checks.unit_interval(central_fraction, 'central_fraction')
-    if images.dtype != tf.float32:
-        images = tf.image.convert_image_dtype(images, tf.float32)
-    if central_fraction and central_fraction < 1.0:
-        images = tf.image.central_crop(images, central_fraction)
-    if height and width:
-        images = tf1.image.resize_bilinear(images, [height, width],
-                                           align_corners=False)
-    return (images - 0.5) * 2.0
+    return preprocessing.preprocess_for_eval(images, height, width,
+                                             central_fraction)
 
 
 def predict(checkpoint_path, images, num_classes=1001,
