@@ -107,21 +107,21 @@ def find_dataset(dataset_dir, split, dataset_name=None, labels_offset=0,
         and no num_classes, or labels_offset not below the class count.
     """
     checks.integer(labels_offset, 'labels_offset', minimum=0)
-    if not os.path.isdir(dataset_dir):
-        raise ValueError(f'dataset_dir={dataset_dir!r} is not a directory')
     patterns = file_patterns(split, dataset_name)
+    if not os.path.isdir(dataset_dir):
+        parent = os.path.dirname(os.path.abspath(dataset_dir))
+        raise ValueError(f'dataset_dir={dataset_dir!r} is not a directory (split {split!r} '
+                         f'would be looked for as {", ".join(patterns)}); {parent} holds '
+                         f'{_listing(parent)}')
     files = ()
     for pattern in patterns:
         files = tuple(sorted(glob.glob(os.path.join(glob.escape(dataset_dir), pattern))))
         if files:
             break
     if not files:
-        present = sorted(os.listdir(dataset_dir))
-        shown = ', '.join(present[:10]) + (f', ... ({len(present)} in all)'
-                                            if len(present) > 10 else '')
         raise ValueError(f'no TFRecord files for split {split!r} in {dataset_dir}: '
                          f'tried {", ".join(patterns)}; the directory holds '
-                         f'{shown or "nothing"}')
+                         f'{_listing(dataset_dir)}')
     names = {}
     if os.path.exists(os.path.join(dataset_dir, LABELS_FILENAME)):
         names = read_label_file(dataset_dir)
@@ -143,6 +143,16 @@ def find_dataset(dataset_dir, split, dataset_name=None, labels_offset=0,
 
 # The first bytes of the formats tf.io.decode_image reads.
 IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF8', b'BM')
+
+
+def _listing(directory, limit=10):
+    """The first entries of ``directory``, for an error message."""
+    if not os.path.isdir(directory):
+        return 'nothing (it does not exist)'
+    present = sorted(os.listdir(directory))
+    shown = ', '.join(present[:limit]) + (f', ... ({len(present)} in all)'
+                                          if len(present) > limit else '')
+    return shown or 'nothing'
 
 
 def decode(serialized, channels=3, num_classes=None, labels_offset=0):
