@@ -127,3 +127,26 @@ def test_freeze_batch_norm_builds_no_update_ops_and_no_trainable_gamma_beta():
     assert trainable and not any('BatchNorm' in name for name in trainable), trainable
     with pytest.raises(ValueError, match="freeze_batch_norm=True with normalizer='group'"):
         TrainConfig(freeze_batch_norm=True, normalizer='group').check()
+
+
+@pytest.mark.parametrize('is_training, trainable', [(True, True), (True, False),
+                                                    (False, True), (False, False)])
+def test_is_training_and_trainable_act_separately(is_training, trainable):
+    """The table of docs/training_notes.md: unlike Keras, trainable=False keeps training mode."""
+    import slimnorm
+    x = np.random.RandomState(0).normal(3.0, 2.0, (16, 4)).astype(np.float32)
+    with tf.Graph().as_default():
+        out = slimnorm.batch_norm(tf.constant(x), is_training=is_training, trainable=trainable,
+                                  scale=True)
+        updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        trained = {v.op.name.rsplit('/', 1)[1] for v in tf.compat.v1.trainable_variables()}
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            got = sess.run(out)
+    assert len(updates) == (2 if is_training else 0)
+    assert trained == ({'beta', 'gamma'} if trainable else set())
+    # Training mode normalizes with the batch's moments, inference mode with
+    # the initial moving statistics (mean 0, variance 1).
+    expected = ((x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3) if is_training
+                else x / np.sqrt(1 + 1e-3))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
