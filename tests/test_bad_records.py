@@ -72,6 +72,19 @@ def test_a_bad_record_stops_training_after_a_checkpoint(tmp_path, kind, words):
     assert step < 50  # the records come round within 50 steps (6 per epoch)
 
 
+def test_a_truncated_file_stops_training_naming_it_damaged(tmp_path):
+    data_dir = _write_split(tmp_path / 'data', [])
+    path = os.path.join(data_dir, 'digits_train.tfrecord')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(loop.BadRecordError, match="split 'train' of .*: a TFRecord file is "
+                       'damaged: truncated record at [0-9]+'):
+        loop.train(_config(data_dir, tmp_path / 'run', max_steps=50), log=lambda line: None)
+    assert tf.train.latest_checkpoint(str(tmp_path / 'run'))
+
+
 def test_the_command_exits_1_with_one_line_and_no_traceback(tmp_path):
     data_dir = _write_split(tmp_path / 'data', [_bad('bytes')])
     finished = run_script('train.py', '--dataset_name', 'tfrecord', '--dataset_dir', data_dir,

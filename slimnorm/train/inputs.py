@@ -174,14 +174,22 @@ def input_error(err, source):
     if BATCH_OP_NAME not in err.message and (err.op is None or
                                              err.op.name != BATCH_OP_NAME):
         return None
-    return f'bad record in {source}: {record_problem(err.message)}'
+    problem = record_problem(err.message)
+    if isinstance(err, tf.errors.DataLossError):
+        problem = f'a TFRecord file is damaged: {problem}'
+    return f'bad record in {source}: {problem}'
+
+
+# Lines of a Session error message that say where, not what.
+_TRACE_LINES = ('Graph execution error', 'Detected at node', 'File ', 'Node:', '[[',
+                'Original stack trace')
 
 
 def record_problem(message):
     """The part of a tf.data error message that says what is wrong."""
     lines = [line.strip() for line in message.splitlines()]
-    line = next((line for line in lines if 'Iterator::' in line),
-                next((line for line in lines if line and 'Graph execution' not in line), ''))
+    lines = [line for line in lines if line and not line.startswith(_TRACE_LINES)]
+    line = next((line for line in lines if 'Iterator::' in line), lines[0] if lines else '')
     line = re.sub(r'^.*Iterator::[\w:]*: ', '', line)
     assertion = re.match(r'assertion failed: \[(.*)\] \[(.*?)\]$', line)
     if assertion:
