@@ -146,6 +146,7 @@ def summarize(seconds, batch_size):
               'ratio': rates['step_from_pipeline'] / rates['step_from_memory'],
               'cpu_bound': 1.0 / (1.0 + rates['step_from_memory'] / rates['pipeline'])}
     result['calls'] = {name: len(values) for name, values in seconds.items()}
+    result['seconds'] = seconds  # every timed call, in order: blocks of --steps per round
     return result
 
 
