@@ -19,6 +19,9 @@ from slimnorm.choices import TFRECORD
 from slimnorm.cli import common
 from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
 
+# Full-size images (224x224 Inception inputs) come in smaller batches.
+TFRECORD_EVAL_BATCH = 100
+
 
 def build_parser(prog='slimnorm-eval'):
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
@@ -28,7 +31,9 @@ def build_parser(prog='slimnorm-eval'):
     common.add_model_arguments(parser, image_size_flag='--eval_image_size')
     common.add_tfrecord_arguments(parser)
     add = parser.add_argument
-    add('--batch_size', type=int, default=run_config.EvalConfig.batch_size)
+    add('--batch_size', type=int, default=None,
+        help=f'examples per batch (default {run_config.EvalConfig.batch_size}; '
+        f'{TFRECORD_EVAL_BATCH} for {TFRECORD}, as slim\'s eval_image_classifier)')
     add('--dataset_split_name', '--split', dest='split', default=None,
         help=f'split to evaluate (default: test; validation for {TFRECORD})')
     add('--moving_average_decay', type=float, default=None,
@@ -70,9 +75,13 @@ def run(args):
         args, {name: saved[name] for name in run_config.GRAPH_FIELDS + run_config.INPUT_FIELDS
                if name in saved})
     scopes = run_config.split_scopes(args.checkpoint_exclude_scopes)
-    split = args.split or ('validation' if fields.get('dataset') == TFRECORD else 'test')
+    tfrecords = fields.get('dataset') == TFRECORD
+    split = args.split or ('validation' if tfrecords else 'test')
+    batch_size = args.batch_size
+    if batch_size is None:
+        batch_size = TFRECORD_EVAL_BATCH if tfrecords else run_config.EvalConfig.batch_size
     config = run_config.EvalConfig(
-        **fields, batch_size=args.batch_size, split=split,
+        **fields, batch_size=batch_size, split=split,
         moving_average_decay=args.moving_average_decay,
         checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
     from slimnorm.train import evaluation  # TensorFlow from here on
