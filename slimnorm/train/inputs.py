@@ -72,7 +72,8 @@ def _network_default_size(model):
     return nets_factory.NETWORKS[model][0].default_image_size
 
 
-def _tfrecord_info(config, split):
+def tfrecord_info(config, split):
+    """`slimnorm.data.tfrecord.DatasetInfo` of ``split`` of ``config.data_dir``."""
     from slimnorm.data import tfrecord
     return tfrecord.find_dataset(config.data_dir, split, labels_offset=config.labels_offset)
 
@@ -81,8 +82,9 @@ def _source(info):
     return f'split {info.split!r} of {info.dataset_dir}'
 
 
-def _tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=1,
-                      shard_index=0):
+def tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=1,
+                     shard_index=0):
+    """(image size, the tf.data.Dataset of batches) of ``config``'s TFRecord flags."""
     from slimnorm.data import tfrecord
     size = config.image_size or _network_default_size(config.model)
     return size, tfrecord.read_batches(
@@ -97,9 +99,9 @@ def _tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=
 def train_inputs(config, start_step=0, num_shards=1, shard_index=0):
     """The training batch of ``config`` (a TrainConfig) in the default graph."""
     if config.dataset == TFRECORD:
-        info = _tfrecord_info(config, config.split)
+        info = tfrecord_info(config, config.split)
         seed = config.seed * RESUME_SEED_STRIDE + start_step
-        size, batches = _tfrecord_batches(config, info, config.batch_size, True, seed,
+        size, batches = tfrecord_batches(config, info, config.batch_size, True, seed,
                                           num_shards, shard_index)
         batch = tf1.data.make_one_shot_iterator(batches).get_next(name=BATCH_OP_NAME)
         return TrainInputs(
@@ -132,8 +134,8 @@ def eval_inputs(config, data=None):
     ``data``: an already loaded in-memory set (None: load it).
     """
     if config.dataset == TFRECORD:
-        info = _tfrecord_info(config, config.split)
-        _, batches = _tfrecord_batches(config, info, config.batch_size, False)
+        info = tfrecord_info(config, config.split)
+        _, batches = tfrecord_batches(config, info, config.batch_size, False)
         iterator = tf1.data.make_initializable_iterator(batches)
         images, labels = iterator.get_next(name=BATCH_OP_NAME)
 
