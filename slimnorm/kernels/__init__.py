@@ -9,7 +9,9 @@ nine.
 
 The kernel path is used when all of these hold, checked when the graph is
 built:
-  * $SLIMNORM_KERNELS is not "0" (the switch to force the fallback);
+  * $SLIMNORM_KERNELS is not "0" (the switch to force the fallback), and
+    the graph is not built inside `with slimnorm.kernels.tf_ops_only():`
+    (the same switch for one block of code: benchmarks, tests);
   * the kernels compile and load (`build`: on first use, cached);
   * the inputs are float32, float16 or bfloat16 (float64 falls back);
   * the layer's axes fit the kernel's view: samples, then reduced positions,
@@ -22,15 +24,30 @@ built:
 `kernels_available()` says whether the library loads and, if not, why.
 """
 
+import contextlib
 import os
 
 ENV_SWITCH = "SLIMNORM_KERNELS"
 
 _loaded = None   # (library or None, reason), once per process
+_tf_ops_only = 0  # depth of tf_ops_only() blocks
 
 
-def enabled_by_env():
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
+def enabled():
+    """False when $SLIMNORM_KERNELS or a `tf_ops_only()` block turns the kernels off."""
+    off = os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "off", "no")
+    return not off and not _tf_ops_only
+
+
+@contextlib.contextmanager
+def tf_ops_only():
+    """Layers built inside use the TF-ops math (group_math), not the kernels."""
+    global _tf_ops_only
+    _tf_ops_only += 1
+    try:
+        yield
+    finally:
+        _tf_ops_only -= 1
 
 
 def load():
@@ -64,7 +81,9 @@ def kernels_available():
     fall back (dtype, axes, GPU placement) are not covered: see the module
     docstring.
     """
-    if not enabled_by_env():
+    if _tf_ops_only:
+        return False, "inside slimnorm.kernels.tf_ops_only()"
+    if not enabled():
         return False, "disabled by %s=%s" % (ENV_SWITCH, os.environ[ENV_SWITCH])
     library, reason = load()
     return library is not None, reason

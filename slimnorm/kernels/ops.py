@@ -75,7 +75,7 @@ def fused_normalize(inputs, sizes_roles, gamma, beta, epsilon):
     gamma, beta: float32 tensors of the parameters' shape (channels in
     'g', 'm' order), or None. The caller reshapes the result back.
     """
-    if inputs.dtype.base_dtype not in KERNEL_DTYPES or not kernels.enabled_by_env():
+    if inputs.dtype.base_dtype not in KERNEL_DTYPES or not kernels.enabled():
         return None
     fit = kernel_view(sizes_roles)
     if fit is None:
