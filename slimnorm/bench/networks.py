@@ -19,8 +19,8 @@ import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
-from slimnorm import kernels
 from nets import inception_v2
+from slimnorm import kernels
 
 BASELINE = "fused_kernel"
 KINDS = (BASELINE, "batch_norm", "group_norm", "group_norm_tf_ops", "none")
