@@ -233,11 +233,10 @@ inline int64_t CostPerSample(const Dims& dims) {
   return std::max<int64_t>(1, dims.SampleSize()) * 12;
 }
 
-void ShapeOfView(OpKernelContext* ctx, const Tensor& x, int64_t groups) {
+void CheckView(OpKernelContext* ctx, const Tensor& x) {
   OP_REQUIRES(ctx, x.dims() == 3,
               InvalidArgument("x must be rank 3 (a [B, R, C] or [B, C, R] view), got ",
                               x.shape().DebugString()));
-  (void)groups;
 }
 
 // ---- forward -------------------------------------------------------------
@@ -255,7 +254,7 @@ class GroupNormOp : public OpKernel {
     const Tensor& x = ctx->input(0);
     const Tensor& gamma = ctx->input(1);
     const Tensor& beta = ctx->input(2);
-    ShapeOfView(ctx, x, groups_);
+    CheckView(ctx, x);
     if (!ctx->status().ok()) return;
     const Dims dims = GetDims(x.shape(), groups_, channels_last_);
     OP_REQUIRES(ctx, dims.channels % groups_ == 0,
@@ -268,14 +267,18 @@ class GroupNormOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({dims.batch, groups_}), &mean));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({dims.batch, groups_}), &rstd));
-    if (dims.batch == 0) return;
+    const int64_t n_cell = dims.reduced * dims.members;
+    if (n_cell == 0) {  // no values to normalise: statistics of empty cells
+      mean->flat<float>().setZero();
+      rstd->flat<float>().setZero();
+      return;
+    }
     const T* xs = x.flat<T>().data();
     T* ys = y->flat<T>().data();
     const float* gs = gamma.flat<float>().data();
     const float* bs = beta.flat<float>().data();
     float* means = mean->flat<float>().data();
     float* rstds = rstd->flat<float>().data();
-    const int64_t n_cell = dims.reduced * dims.members;
     const double epsilon = epsilon_;
 
     auto work = [&](int64_t begin, int64_t end) {
@@ -288,7 +291,6 @@ class GroupNormOp : public OpKernel {
       for (int64_t b = begin; b < end; ++b) {
         const T* xb = xs + b * dims.SampleSize();
         Shifts(dims, xb, shift);
-        if (n_cell == 0) continue;
         ChannelSums<T>(dims, xb, nullptr, shift, sums.data(), sums.data() + C, &scratch);
         for (int64_t g = 0; g < dims.groups; ++g) {
           double s1 = 0.0, s2 = 0.0;
@@ -337,7 +339,7 @@ class GroupNormGradOp : public OpKernel {
     const Tensor& gamma = ctx->input(2);
     const Tensor& mean = ctx->input(3);
     const Tensor& rstd = ctx->input(4);
-    ShapeOfView(ctx, x, groups_);
+    CheckView(ctx, x);
     if (!ctx->status().ok()) return;
     OP_REQUIRES(ctx, dy.shape() == x.shape(),
                 InvalidArgument("dy and x differ in shape: ", dy.shape().DebugString(),
@@ -359,6 +361,11 @@ class GroupNormGradOp : public OpKernel {
     const float* means = mean.flat<float>().data();
     const float* rstds = rstd.flat<float>().data();
     const int64_t n_cell = dims.reduced * M;
+    if (n_cell == 0) {  // no values: no gradient
+      dgamma->flat<float>().setZero();
+      dbeta->flat<float>().setZero();
+      return;
+    }
     // Per-sample parameter gradients, summed over samples in order below.
     std::vector<double> partial(2 * B * C, 0.0);
 
@@ -372,7 +379,6 @@ class GroupNormGradOp : public OpKernel {
       for (int64_t b = begin; b < end; ++b) {
         const T* xb = xs + b * dims.SampleSize();
         const T* dyb = dys + b * dims.SampleSize();
-        if (n_cell == 0) continue;
         Shifts(dims, xb, shift);
         double* sum_dy = sums.data();
         double* sum_dy_d = sum_dy + C;
