@@ -82,6 +82,7 @@ def test_cached_library_is_not_compiled_again(tmp_path, monkeypatch):
 
 
 def test_cache_key_follows_the_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", _fake_compiler(tmp_path, SLOW_COMPILE))
     first, _ = build.library_path()
     copy = tmp_path / "group_norm.cc"
     with open(build.SOURCE) as source:

@@ -25,6 +25,7 @@ built:
 """
 
 import contextlib
+import logging
 import os
 
 ENV_SWITCH = "SLIMNORM_KERNELS"
@@ -55,6 +56,10 @@ def load():
     global _loaded
     if _loaded is None:
         _loaded = _load()
+        if _loaded[0] is None:
+            logging.getLogger(__name__).warning(
+                "slimnorm: group/layer/instance norm run on TensorFlow ops, not the fused "
+                "kernels: %s", _loaded[1])
     return _loaded
 
 

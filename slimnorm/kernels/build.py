@@ -22,6 +22,7 @@ else ~/.cache/slimnorm.
 
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -95,8 +96,11 @@ def library_path():
     command = ([compiler] + compiler_flags() + list(tf.sysconfig.get_compile_flags())
                + [SOURCE] + list(tf.sysconfig.get_link_flags()))
     key = hashlib.sha256()
-    with open(SOURCE, "rb") as source:
-        key.update(source.read())
+    try:
+        with open(SOURCE, "rb") as source:
+            key.update(source.read())
+    except OSError as exc:
+        raise BuildError("cannot read the kernels' source: %s" % exc) from exc
     for part in [tf.__version__, tf.sysconfig.get_lib(), _compiler_version(compiler)] + command:
         key.update(b"\0" + part.encode())
     name = "slimnorm_kernels-%s.so" % key.hexdigest()[:20]
@@ -118,6 +122,8 @@ def build():
         fcntl.flock(lock, fcntl.LOCK_EX)   # another process may be compiling it
         if os.path.exists(path):
             return path
+        logging.getLogger(__name__).info("compiling %s into %s (once per TensorFlow version)",
+                                         SOURCE, path)
         fd, partial = tempfile.mkstemp(suffix=".so.partial", dir=directory)
         os.close(fd)
         try:
