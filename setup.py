@@ -14,6 +14,8 @@ setup(
     if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["slimnorm", "slimnorm.*", "nets", "nets.*"]),
+    # The fused kernels' source, compiled on first use (slimnorm.kernels.build).
+    package_data={"slimnorm.kernels": ["*.cc"]},
     python_requires=">=3.10",
     install_requires=[
         "tf-slim==1.1.0",

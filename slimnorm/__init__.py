@@ -11,6 +11,9 @@ primitives with the same signature, variable names and semantics, so
 check its flags with `slimnorm.checks` and `slimnorm.choices` before
 TensorFlow's start-up.
 
+`slimnorm.kernels_available()` says whether group/layer/instance norm run on
+the fused C++ CPU kernels (compiled on first use) or on TensorFlow ops.
+
 Packages: `slimnorm.train` (training loop, evaluation, run configuration),
 `slimnorm.data` (data sets), `slimnorm.bench` (benchmarks and experiments),
 `slimnorm.cli` (the console commands).
@@ -31,11 +34,13 @@ _LAYERS = {
     'patch_tf_slim': 'slimnorm.tf_slim_patch',
     'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
     'patched_tf_slim': 'slimnorm.tf_slim_patch',
+    # Whether group/layer/instance norm run on the fused C++ kernels, and why.
+    'kernels_available': 'slimnorm.kernels',
 }
 _MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
 
-__all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm',
-           'patch_tf_slim', 'patched_tf_slim', 'unpatch_tf_slim']
+__all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'kernels_available',
+           'layer_norm', 'patch_tf_slim', 'patched_tf_slim', 'unpatch_tf_slim']
 __version__ = '0.1.0'
 
 

@@ -5,15 +5,17 @@ are to the normalisation (a role, see `group_math`: batch-like, reduced,
 group, member). This module does the rest the same way for all three:
 checks the common arguments, reshapes the inputs into the view (runs of
 axes with one role merged, so no transpose is ever needed), creates beta and
-gamma as slim model variables, runs `group_math.normalize` in the compute
-dtype (float32 for float16/bfloat16 inputs) and passes the output through
-the activation and slim's outputs collections.
+gamma as slim model variables, runs the math (the fused kernel of
+`slimnorm.kernels` where it applies, else `group_math.normalize` in the
+compute dtype, float32 for float16/bfloat16 inputs) and passes the output
+through the activation and slim's outputs collections.
 """
 
 import tensorflow as tf
 import tf_slim as slim
 
 from slimnorm import checks, group_math, variables
+from slimnorm.kernels import ops as kernel_ops
 
 PARAM_KEYS = ("beta", "gamma")
 
@@ -88,17 +90,10 @@ def normalize(inputs, sizes_roles, params_shape, *, center, scale, epsilon, dtyp
     beta = param("beta", variables.ZEROS) if center else None
     gamma = param("gamma", variables.ONES) if scale else None
     with tf.name_scope("normalize"):
-        view, roles = _merge(sizes_roles)
-        # beta/gamma in the view: their sizes on the 'g'/'m' axes, 1 elsewhere.
-        param_view, _ = _merge([(size if role in "gm" else 1, role)
-                                for size, role in sizes_roles])
-        x = tf.reshape(tf.cast(inputs, dtype), view)
-        y = group_math.normalize(
-            x, roles,
-            None if gamma is None else tf.reshape(gamma, param_view),
-            None if beta is None else tf.reshape(beta, param_view),
-            epsilon)
-        y = tf.cast(y, inputs.dtype)
+        # The fused kernel where it applies (slimnorm.kernels), else TF ops.
+        y = kernel_ops.fused_normalize(inputs, sizes_roles, gamma, beta, epsilon)
+        if y is None:
+            y = _normalize_with_tf_ops(inputs, sizes_roles, gamma, beta, epsilon, dtype)
         shape = inputs.shape.as_list() if inputs.shape.is_fully_defined() else tf.shape(inputs)
     scope, _, name = output_name.rpartition("/")
     if scope:
@@ -108,6 +103,20 @@ def normalize(inputs, sizes_roles, params_shape, *, center, scale, epsilon, dtyp
         y = tf.reshape(y, shape, name=name)
     y.set_shape(inputs.shape)
     return y
+
+
+def _normalize_with_tf_ops(inputs, sizes_roles, gamma, beta, epsilon, dtype):
+    """group_math's math on the merged view, in `dtype`; the inputs' dtype out."""
+    view, roles = _merge(sizes_roles)
+    # beta/gamma in the view: their sizes on the 'g'/'m' axes, 1 elsewhere.
+    param_view, _ = _merge([(size if role in "gm" else 1, role) for size, role in sizes_roles])
+    x = tf.reshape(tf.cast(inputs, dtype), view)
+    y = group_math.normalize(
+        x, roles,
+        None if gamma is None else tf.reshape(gamma, param_view),
+        None if beta is None else tf.reshape(beta, param_view),
+        epsilon)
+    return tf.cast(y, inputs.dtype)
 
 
 def finish(outputs, activation_fn, outputs_collections, scope):

@@ -28,7 +28,9 @@ with a, b, B, C small per-cell or per-parameter tensors. Everything else
 (combining the per-parameter sums of a cell, gamma and beta gradients) runs
 on tensors without the 'r' axes. What this costs against TF's fused batch
 norm and tf-slim's layers is measured by `slimnorm-bench` (numbers in
-docs/group_math_speed.md).
+docs/group_math_speed.md). The layers run this math where the fused C++ op
+of `slimnorm.kernels` does not apply (same formulas, two passes each way);
+that op's second derivative is built from it too.
 
 Why the shift: one pass of sums and sums of squares, sum(x^2)/n - mean^2,
 cancels catastrophically when the mean is large against the spread (float32

@@ -4,9 +4,11 @@ How it differs from `tf_slim.group_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
     `param_regularizers` and `group_size` (channels per group, instead of
     `groups`);
-  * the statistics and the gradient come from `group_math` (shifted sums and a
-    hand-written gradient): 2-4x faster in training than slim's
-    tf.nn.moments + autodiff, and exact on inputs of large mean;
+  * the statistics and the gradient come from one fused C++ op
+    (`slimnorm.kernels`, compiled on first use) or, where it does not apply,
+    from `group_math` (shifted sums and a hand-written gradient in TF ops):
+    several times faster in training than slim's tf.nn.moments + autodiff,
+    and exact on inputs of large mean;
   * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
     the inputs' dtype, as slim's);
   * `mean_close_to_zero` is accepted and changes nothing: slim used it to pick

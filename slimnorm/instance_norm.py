@@ -3,7 +3,8 @@
 How it differs from `tf_slim.instance_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
     `param_regularizers`;
-  * statistics and gradient from `group_math`, as group norm's;
+  * statistics and gradient from the fused kernel (`slimnorm.kernels`) or
+    `group_math`, as group norm's;
   * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
     the inputs' dtype, as slim's);
   * inputs need at least one spatial axis (rank >= 3): on [N, C] inputs

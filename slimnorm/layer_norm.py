@@ -4,7 +4,8 @@ How it differs from `tf_slim.layer_norm` 1.1:
   * same signature, defaults, variable names and collections, plus
     `epsilon` (default: slim's hard-coded 1e-12, or 1e-3 for float16
     inputs), and `param_initializers` / `param_regularizers`;
-  * statistics and gradient from `group_math`, as group norm's;
+  * statistics and gradient from the fused kernel (`slimnorm.kernels`) or
+    `group_math`, as group norm's;
   * float16/bfloat16 inputs are normalised in float32 (beta and gamma keep
     the inputs' dtype, as slim's);
   * every bad argument fails here with the argument named.

@@ -6,7 +6,8 @@
                 speed slim had, and the baseline of the ratios;
   batch_norm    slimnorm.batch_norm, the networks' default;
   group_norm    normalizer='group' (tf-slim's group norm if slimnorm has
-                none yet);
+                none yet), on the fused kernel where it loads;
+  group_norm_tf_ops  the same on the TF-ops math (slimnorm.kernels.tf_ops_only);
   none          no normalizer at all, the floor.
 
 A training step is forward, softmax cross-entropy + weight decay, backward,
@@ -19,9 +20,10 @@ import tf_slim as slim
 
 import slimnorm
 from nets import inception_v2
+from slimnorm import kernels
 
 BASELINE = "fused_kernel"
-KINDS = (BASELINE, "batch_norm", "group_norm", "none")
+KINDS = (BASELINE, "batch_norm", "group_norm", "group_norm_tf_ops", "none")
 MODES = ("train", "inference")
 NUM_CLASSES = 1001
 
@@ -67,6 +69,9 @@ def group_norm_source():
 
 
 def _logits(kind, images, is_training, depth_multiplier):
+    if kind == "group_norm_tf_ops":
+        with kernels.tf_ops_only():
+            return _logits("group_norm", images, is_training, depth_multiplier)
     normalizer = {"none": None, "group_norm": "group"}.get(kind, "batch")
     override = {}
     if kind == BASELINE:

@@ -12,6 +12,10 @@ grappler, fed arrays would time the copy), and returns one op to run:
              slim's fused batch norm added (`tf_fused_updates`);
   inference  batch norm with fixed (moving) statistics.
 
+Group, layer and instance norm run twice when the fused kernels load
+(slimnorm.kernels): as the layers run by default (the kernel), and in rows
+suffixed `_tf_ops` on the TF-ops math they fall back to.
+
 What is fetched is one scalar: the sum of the first element of every output
 (or gradient), plus the update ops. Not the tensors themselves (a copy to
 numpy would be timed), and not `tf.group` of them: grappler prunes stateless
@@ -19,15 +23,19 @@ ops that a fetched NoOp only has control dependencies on, so nothing would
 run.
 """
 
+import contextlib
+
 import tensorflow as tf
 import tf_slim as slim
 
 import slimnorm
+from slimnorm import kernels
 from slimnorm.bench.networks import fused_kernel_batch_norm
 
 MODES = ("forward", "train", "inference")
 BASELINE = "tf_fused"
 FLOOR = "floor"
+TF_OPS_SUFFIX = "_tf_ops"
 EPSILON = 0.001
 
 
@@ -81,17 +89,22 @@ def _slimnorm_bn(**kwargs):
     return build
 
 
-def _group_family(name):
-    """slimnorm's layer if it has one yet, else tf-slim's (labelled)."""
+def _group_family(name, tf_ops_only=False):
+    """slimnorm's layer if it has one yet, else tf-slim's (labelled).
+
+    slimnorm's layers run the fused kernel where it loads (slimnorm.kernels);
+    with `tf_ops_only` they are built on the TF-ops math instead.
+    """
     own = getattr(slimnorm, name, None)
     layer = own if own is not None else getattr(slim, name)
     source = "slimnorm" if own is not None else "tf_slim"
 
     def build(x, is_training):
         del is_training
-        if name == "group_norm":
-            return layer(x, groups=min(32, x.shape[-1]))
-        return layer(x)
+        with kernels.tf_ops_only() if tf_ops_only else contextlib.nullcontext():
+            if name == "group_norm":
+                return layer(x, groups=min(32, x.shape[-1]))
+            return layer(x)
     return build, source
 
 
@@ -107,6 +120,11 @@ def cases():
     for name in ("group_norm", "layer_norm", "instance_norm"):
         build, source = _group_family(name)
         table.append((name, build, ("forward", "train"), source))
+    if kernels.kernels_available()[0]:
+        # the same layers on the TF-ops math, the path without the kernels
+        for name in ("group_norm", "layer_norm", "instance_norm"):
+            build, source = _group_family(name, tf_ops_only=True)
+            table.append((name + TF_OPS_SUFFIX, build, ("forward", "train"), source))
     table.append((FLOOR, _floor, MODES, "tensorflow"))
     return table
 
