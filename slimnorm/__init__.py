@@ -27,6 +27,8 @@ _LAYERS = {
     'group_norm': 'slimnorm.group_norm',
     'instance_norm': 'slimnorm.instance_norm',
     'layer_norm': 'slimnorm.layer_norm',
+    # Synchronized batch norm: the replicas a layer reduces over (slimnorm.replicas).
+    'replica_group': 'slimnorm.replicas',
     # Adopting slimnorm in unedited tf-slim code (see slimnorm.tf_slim_patch).
     'patch_tf_slim': 'slimnorm.tf_slim_patch',
     'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
@@ -35,7 +37,7 @@ _LAYERS = {
 _MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
 
 __all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm',
-           'patch_tf_slim', 'patched_tf_slim', 'unpatch_tf_slim']
+           'patch_tf_slim', 'patched_tf_slim', 'replica_group', 'unpatch_tf_slim']
 __version__ = '0.1.0'
 
 
