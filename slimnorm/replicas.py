@@ -21,14 +21,24 @@ the runtime matches them up by key across devices and processes. Nothing is
 exchanged to agree on the keys, so every replica must build the same layers
 in the same order, which clones and workers of one model do.
 
-Several processes (workers) need `collective_config` in the ConfigProto of
-their `tf.distribute.Server` and Session: the collective group leader.
-Clones in one process need only a session with that many devices.
+Sessions: `session_config` sets what a run with collectives needs: a step
+time-out and, for several processes (workers), the collective group leader
+(in the ConfigProto of their `tf.distribute.Server` and Session). Clones in
+one process need a session with that many devices.
 
-A collective that waits for a replica that never comes fails after
-`timeout_seconds` with DeadlineExceededError ("Collective has timed out")
-at a node named `.../CrossReplicaSum`, instead of hanging; after it the
-process's collective executor is aborted, so the run must restart.
+A replica that never comes (a dead worker, a clone or worker that built
+another model) makes the others' collectives wait. Two ways to fail instead
+of hanging:
+  * the step time-out of `session_config(timeout_seconds=...)` cancels the
+    step (DeadlineExceededError "Timed out waiting for notification");
+    inside `explain_timeouts()` it is re-raised as a TimeoutError that says
+    what probably happened. Free, and the default;
+  * `replica_group(timeout_seconds=...)` puts the time-out on each collective
+    op: the error then names the layer's `.../CrossReplicaSum` node ("Collective
+    has timed out"). TensorFlow keeps a sleeping thread per collective and
+    step for that long, so thousands of threads pile up in training: meant
+    for tests and for finding which layer waits.
+After either, the process's collective executor is aborted: restart the run.
 """
 
 import contextlib
@@ -41,7 +51,7 @@ import tensorflow as tf
 
 from slimnorm import checks
 
-DEFAULT_TIMEOUT_SECONDS = 600.0
+DEFAULT_STEP_TIMEOUT_SECONDS = 600.0
 DEFAULT_LEADER = "/job:worker/replica:0/task:0"
 # Keys are int32; ours lie in [2**30, 2**31 - 1), away from the small keys that
 # TensorFlow's distribution strategies count up from.
@@ -53,7 +63,7 @@ class ReplicaGroup(NamedTuple):
     size: int
     replica: int
     name: str
-    timeout_seconds: float
+    timeout_seconds: float  # per collective op; 0: none (the step time-out applies)
 
     @property
     def group_key(self):
@@ -70,7 +80,7 @@ def current_group():
 
 
 @contextlib.contextmanager
-def replica_group(size, replica, name="slimnorm", timeout_seconds=DEFAULT_TIMEOUT_SECONDS):
+def replica_group(size, replica, name="slimnorm", timeout_seconds=None):
     """Layers built inside reduce their statistics over `size` replicas.
 
     Args:
@@ -78,8 +88,10 @@ def replica_group(size, replica, name="slimnorm", timeout_seconds=DEFAULT_TIMEOU
       replica: index of the replica being built, in [0, size); only used to
         number the layers it builds, so each replica must have its own.
       name: tells two groups of the same size apart (their group keys differ).
-      timeout_seconds: how long a collective waits for the other replicas
-        before failing with DeadlineExceededError.
+      timeout_seconds: None, or how long each collective op waits for the
+        other replicas before failing with DeadlineExceededError; costly in
+        training (module docstring): prefer the step time-out of
+        `session_config`.
 
     Yields the `ReplicaGroup`.
     """
@@ -90,8 +102,9 @@ def replica_group(size, replica, name="slimnorm", timeout_seconds=DEFAULT_TIMEOU
                          "0 to %d." % (replica, size, size - 1))
     if not isinstance(name, str) or not name:
         raise ValueError("name must be a non-empty string, got %r." % (name,))
-    group = ReplicaGroup(size, replica, name, checks.positive(timeout_seconds,
-                                                               "timeout_seconds"))
+    timeout = 0.0 if timeout_seconds is None else checks.positive(timeout_seconds,
+                                                                   "timeout_seconds")
+    group = ReplicaGroup(size, replica, name, timeout)
     stack = getattr(_STATE, "groups", ())
     _STATE.groups = stack + (group,)
     try:
@@ -100,17 +113,51 @@ def replica_group(size, replica, name="slimnorm", timeout_seconds=DEFAULT_TIMEOU
         _STATE.groups = stack
 
 
-def collective_config(config=None, leader=DEFAULT_LEADER):
-    """A ConfigProto (a copy of `config`) whose collectives are led by `leader`.
+def session_config(config=None, timeout_seconds=DEFAULT_STEP_TIMEOUT_SECONDS, leader=None):
+    """A ConfigProto (a copy of `config`) for a run with synchronized layers.
 
-    Every worker of a cluster passes it to its `tf.distribute.Server` and
-    Session; the leader is the task that resolves group membership.
+    Args:
+      timeout_seconds: the step time-out (`operation_timeout_in_ms`): a step
+        whose collectives wait longer for a missing replica fails.
+      leader: for several processes, the task that resolves group
+        membership, e.g. '/job:worker/replica:0/task:0' (DEFAULT_LEADER);
+        every worker passes the config to its `tf.distribute.Server` and
+        Session. None for clones in one process.
     """
     proto = tf.compat.v1.ConfigProto()
     if config is not None:
         proto.CopyFrom(config)
-    proto.experimental.collective_group_leader = leader
+    proto.operation_timeout_in_ms = int(1000 * checks.positive(timeout_seconds,
+                                                                "timeout_seconds"))
+    if leader is not None:
+        proto.experimental.collective_group_leader = leader
     return proto
+
+
+@contextlib.contextmanager
+def explain_timeouts(timeout_seconds=DEFAULT_STEP_TIMEOUT_SECONDS):
+    """Re-raises a step time-out of session.run inside as a TimeoutError saying why.
+
+    Wrap the training loop's session.run calls when the model has
+    synchronized layers; `timeout_seconds` is the one of `session_config`.
+    """
+    try:
+        yield
+    except tf.errors.DeadlineExceededError as error:
+        raise TimeoutError(
+            "a training step timed out (the step time-out is %g s; a replica_group may also "
+            "give its collectives one of their own). With synchronized batch norm (sync_replicas=True) this is most often a replica that never reached "
+            "its collectives: a worker that is down or not started, a clone or worker that "
+            "built another model, or replicas that disagree on the group size. TensorFlow "
+            "said: %s" % (timeout_seconds, _without_traceback(error.message))) from error
+
+
+def _without_traceback(message):
+    """The lines of a TensorFlow error message that are not its Python stack."""
+    lines = [line.strip() for line in message.splitlines()]
+    kept = [line for line in lines if line and not line.startswith("File ")
+            and "most recent call last" not in line]
+    return " ".join(kept)
 
 
 def _stable_key(*parts):

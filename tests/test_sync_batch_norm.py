@@ -168,3 +168,121 @@ def test_workers_equal_batch_norm_on_the_concatenated_batch(workers, case):
     """Each worker has its own moving averages: both equal the single-device ones."""
     _compare(workers, case, lambda name: [workers["%s/%s/%d" % (case, name, k)]
                                           for k in range(2)])
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("op_timeout", ["TimeoutError", "clone_0/bn/CrossReplicaSum", "Collective has timed out"]),
+    ("step_timeout", ["TimeoutError", "step time-out is 3 s", "sync_replicas=True",
+                      "a replica that never reached its collectives"]),
+    # Which replica reports the other's shape depends on which arrives first.
+    ("mismatch", ["InvalidArgumentError", "CrossReplicaSum", "Shape mismatch", "[3,4]", "[3,5]"]),
+])
+def test_missing_replica_or_other_channels_fail_clearly(tmp_path, kind, expected):
+    """An error that says what happened, after the 3 s time-out, not a hang."""
+    start = time.time()
+    proc = subprocess.run([sys.executable, RUNNER, kind], capture_output=True, text=True,
+                          env=script_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ERROR"), proc.stdout
+    for text in expected:
+        assert text in proc.stdout
+    assert time.time() - start < 100
+
+
+def _plain_and_sync(x, build_sync, **kwargs):
+    """(outputs, moving mean, d sum(y * w)/dx) of plain batch norm and of build_sync's."""
+    weights = np.random.default_rng(5).normal(size=x.shape).astype(np.float32)
+    results = []
+    for sync in (False, True):
+        with tf.Graph().as_default():
+            inputs = tf.constant(x)
+            y = build_sync(inputs, **kwargs) if sync else slimnorm.batch_norm(inputs, **kwargs)
+            (dx,) = tf.gradients(tf.reduce_sum(y * weights), [inputs])
+            with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+                mean = tf.identity(slim.get_variables_by_name("moving_mean")[0].read_value())
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                results.append(sess.run([y, mean, dx]))
+    return results
+
+
+def test_group_of_one_replica_is_plain_batch_norm():
+    x = np.random.default_rng(3).normal(1, 2, (4, 3, 3, 2)).astype(np.float32)
+
+    def build(inputs, **kwargs):
+        with slimnorm.replica_group(size=1, replica=0):
+            return slimnorm.batch_norm(inputs, sync_replicas=True, **kwargs)
+
+    plain, sync = _plain_and_sync(x, build, scale=True, decay=0.5)
+    assert np.abs(plain[2]).max() > 1e-2  # a zero gradient would match trivially
+    for a, b in zip(plain, sync):
+        assert err(b, a) < 1e-5
+
+
+def test_inference_needs_no_group():
+    x = np.random.default_rng(4).normal(size=(2, 5)).astype(np.float32)
+    with tf.Graph().as_default():
+        y = slimnorm.batch_norm(tf.constant(x), is_training=False, sync_replicas=True)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            np.testing.assert_allclose(sess.run(y), x / np.sqrt(1 + 1e-3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    ({}, ValueError, ["sync_replicas=True", "replica_group"]),
+    ({"sync_replicas": 1}, TypeError, ["sync_replicas", "True or False"]),
+    ({"renorm": True}, ValueError, ["sync_replicas=True", "renorm"]),
+    ({"virtual_batch_size": 2}, ValueError, ["sync_replicas=True", "virtual_batch_size"]),
+])
+def test_bad_arguments_fail_at_build_time(kwargs, error, words):
+    kwargs = dict({"sync_replicas": True}, **kwargs)
+    with tf.Graph().as_default():
+        with pytest.raises(error) as raised:
+            slimnorm.batch_norm(tf.zeros([4, 3]), **kwargs)
+    for word in words:
+        assert word in str(raised.value)
+
+
+@pytest.mark.parametrize("size,replica", [(2, 2), (0, 0), (2, -1)])
+def test_replica_group_refuses_bad_indices(size, replica):
+    with pytest.raises(ValueError, match="replica|size"):
+        with slimnorm.replica_group(size=size, replica=replica):
+            pass
+
+
+def _collective_keys(graph):
+    keys = []
+    for op in graph.get_operations():
+        if op.type == "CollectiveReduceV2":
+            key = tf.get_static_value(op.inputs[3])  # instance_key
+            keys.append((op.device, op.name, int(key)))
+    return keys
+
+
+def test_clones_share_keys_and_a_reused_layer_gets_new_ones():
+    """Replica k's n-th call of a layer has the same instance key in every replica."""
+    with tf.Graph().as_default() as graph:
+        for k in range(2):
+            with tf.device("/device:CPU:%d" % k), tf1.name_scope("clone_%d" % k), \
+                    tf1.variable_scope("", reuse=tf1.AUTO_REUSE), \
+                    slimnorm.replica_group(size=2, replica=k):
+                y = slimnorm.batch_norm(tf.ones([2, 3]), scope="bn", sync_replicas=True)
+                slimnorm.batch_norm(y, scope="bn", sync_replicas=True)  # reused
+        keys = _collective_keys(graph)
+    assert len(keys) == 4
+    by_clone = [[key for device, _, key in keys if device.endswith(str(k))] for k in range(2)]
+    assert by_clone[0] == by_clone[1]
+    assert len(set(by_clone[0])) == 2
+
+
+def test_nets_pass_sync_replicas_through_normalizer_params():
+    """One line turns it on for a network: a forward all-reduce per batch-norm layer."""
+    from nets import nets_factory
+    network_fn = nets_factory.get_network_fn('small_convnet', 10, normalizer='batch',
+                                             normalizer_params={'sync_replicas': True})
+    with tf.Graph().as_default() as graph:
+        with slimnorm.replica_group(size=2, replica=0):
+            network_fn(tf.zeros([2, 28, 28, 1]), is_training=True)
+        layers = {op.name.rsplit("/", 1)[0] for op in graph.get_operations()
+                  if op.name.endswith("moving_mean")}
+        assert len(_collective_keys(graph)) == len(layers) > 3
