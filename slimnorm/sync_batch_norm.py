@@ -11,8 +11,8 @@ per-channel count, sum and sum of squares of the replica's values. Each
 replica takes its sums of `x - shift` (shift: its first values, see
 `statistics`) in the statistics' dtype, where they are accurate, and
 un-shifts them in float64, where sum(x^2) of large-mean inputs keeps its
-digits, so the reduced sums give the mean and (biased) variance of the
-concatenated batch whatever the replicas' batch sizes. Then the inputs are
+digits. The reduced sums give the mean and (biased) variance of the concatenated
+batch whatever the replicas' batch sizes. Then the inputs are
 normalized with those statistics: the fused kernel in inference mode where
 plain batch norm would use the fused kernel, `normalize` otherwise.
 
@@ -65,14 +65,19 @@ def check(sync_replicas, *, training, batch_weights, renorm, adjustment, virtual
 
 
 def _global_moments(x, axes, group, seed):
-    """Mean, biased variance (x's dtype) and count (float64) of x over all replicas."""
+    """Mean, biased variance (x's dtype) and count (float64) of x over all replicas.
+
+    Each replica sums `x - shift` and its squares in x's dtype (the shift, its
+    first values, is a value of the data, so the differences are exact and
+    small, see `statistics`), then un-shifts the sums in float64, where the
+    sum of squares of large-mean inputs keeps its digits.
+    """
     dtype = x.dtype
     f64 = tf.float64
     shift = statistics.first_values(x, axes)
-    shifted = x - shift
     count = statistics.count(x, axes, f64)
-    shifted_sum = tf.cast(tf.reduce_sum(shifted, axes), f64)
-    shifted_squares = tf.cast(tf.reduce_sum(tf.square(shifted), axes), f64)
+    shifted_sum = tf.cast(tf.reduce_sum(x - shift, axes), f64)
+    shifted_squares = tf.cast(tf.reduce_sum(tf.math.squared_difference(x, shift), axes), f64)
     k = tf.cast(tf.reshape(shift, [-1]), f64)
     local = tf.stack([
         tf.fill(tf.shape(k), count),
@@ -140,5 +145,7 @@ def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data
         return y, grad
 
     y = normalize(inputs, gamma, beta)
+    # The statistics leave the custom gradient as constants: their gradient is
+    # in `grad` (a tf.cond's gradient would otherwise differentiate them too).
     return (y, tf.stop_gradient(side["mean"]), tf.stop_gradient(side["variance"]),
-            tf.cast(side["count"], dtype))
+            tf.stop_gradient(tf.cast(side["count"], dtype)))
