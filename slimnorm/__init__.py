@@ -34,7 +34,7 @@ _LAYERS = {
     'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
     'patched_tf_slim': 'slimnorm.tf_slim_patch',
 }
-_MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
+_MODULES = ('training', 'replicas')  # create_train_op, ...; replica_group, session_config
 
 __all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'layer_norm',
            'patch_tf_slim', 'patched_tf_slim', 'replica_group', 'unpatch_tf_slim']

@@ -286,3 +286,9 @@ def test_nets_pass_sync_replicas_through_normalizer_params():
         layers = {op.name.rsplit("/", 1)[0] for op in graph.get_operations()
                   if op.name.endswith("moving_mean")}
         assert len(_collective_keys(graph)) == len(layers) > 3
+
+
+def test_nets_refuse_sync_replicas_for_other_normalizers():
+    from nets import normalizers
+    with pytest.raises(ValueError, match="sync_replicas=True is an argument of batch norm"):
+        normalizers.normalizer_fn_and_params('group', normalizer_params={'sync_replicas': True})
