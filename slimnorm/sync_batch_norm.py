@@ -23,7 +23,11 @@ normalized input, N the global count and sums over the global batch,
   dx = gamma * rsqrt(var + eps) * (dy - sum(dy) / N - x_hat * sum(dy * x_hat) / N),
 where each replica reduces its local sum(dy) and sum(dy * x_hat). beta's and
 gamma's gradients are those local sums: the trainer adds (or averages) the
-replicas' gradients, as for every other variable.
+replicas' gradients, as for every other variable. Each gradient built through
+a layer (each tf.gradients call that reaches it) is one more all-reduce with
+a key of its own, so every replica must build the same gradients in the same
+order (one per replica's loss, as clone trainers do), or the first replica
+waits for the others until the step time-out.
 
 The moving averages move towards the global statistics, so they are the
 same on every replica (and clones, sharing the variables, need to run only
