@@ -30,6 +30,8 @@ setup(
             "slimnorm-bench-config = slimnorm.bench.session_config:main",
             "slimnorm-exp-bn-speedup = slimnorm.bench.exp_bn_speedup:main",
             "slimnorm-exp-gn-batch-size = slimnorm.bench.exp_gn_batch_size:main",
+            "slimnorm-exp-sync-bn = slimnorm.bench.exp_sync_bn:main",
+            "slimnorm-bench-sync-bn = slimnorm.bench.sync_bn_bench:main",
             "slimnorm-exp-renorm-warmup = slimnorm.bench.exp_renorm_warmup:main",
             "slimnorm-export-inference-graph = slimnorm.export.cli:export_main",
             "slimnorm-precise-bn = slimnorm.export.cli:precise_bn_main",

@@ -19,6 +19,8 @@ pass data_format on, and its NCHW graphs normalized over the width axis).
 
 Batch norm's `is_training` is not set here: the networks set it with
 `slim.arg_scope([slimnorm.batch_norm], is_training=...)`, as slim did.
+Synchronized batch norm is `normalizer_params={'sync_replicas': True}` with
+'batch', built inside `slimnorm.replica_group` (see `slimnorm.replicas`).
 """
 
 import tensorflow as tf
@@ -91,6 +93,11 @@ def normalizer_fn_and_params(normalizer, data_format='NHWC',
     user_params = dict(normalizer_params or {})
     if normalizer is None:
         return None, {}
+    if user_params.get('sync_replicas') and normalizer not in ('batch', 'batch_renorm'):
+        # Synchronized statistics are batch norm's; the other norms have no batch axis.
+        raise ValueError(
+            "normalizer_params sync_replicas=True is an argument of batch norm, got "
+            "normalizer=%r; accepted: normalizer='batch' with sync_replicas" % (normalizer,))
     if normalizer in ('batch', 'batch_renorm'):
         params = dict(batch_norm_params or {})
         params['data_format'] = data_format

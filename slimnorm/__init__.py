@@ -30,6 +30,8 @@ _LAYERS = {
     'group_norm': 'slimnorm.group_norm',
     'instance_norm': 'slimnorm.instance_norm',
     'layer_norm': 'slimnorm.layer_norm',
+    # Synchronized batch norm: the replicas a layer reduces over (slimnorm.replicas).
+    'replica_group': 'slimnorm.replicas',
     # Adopting slimnorm in unedited tf-slim code (see slimnorm.tf_slim_patch).
     'patch_tf_slim': 'slimnorm.tf_slim_patch',
     'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
@@ -37,10 +39,10 @@ _LAYERS = {
     # Whether group/layer/instance norm run on the fused C++ kernels, and why.
     'kernels_available': 'slimnorm.kernels',
 }
-_MODULES = ('training',)  # create_train_op, check_update_ops, make_saver
+_MODULES = ('training', 'replicas')  # create_train_op, ...; replica_group, session_config
 
 __all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'kernels_available',
-           'layer_norm', 'patch_tf_slim', 'patched_tf_slim', 'unpatch_tf_slim']
+           'layer_norm', 'patch_tf_slim', 'patched_tf_slim', 'replica_group', 'unpatch_tf_slim']
 __version__ = '0.1.0'
 
 

@@ -38,7 +38,15 @@ import tensorflow as tf
 import tf_slim as slim
 
 from slimnorm import batch_norm_paths as paths
-from slimnorm import batch_renorm, checks, ghost_batch, statistics, variables
+from slimnorm import (
+    batch_renorm,
+    checks,
+    ghost_batch,
+    replicas,
+    statistics,
+    sync_batch_norm,
+    variables,
+)
 from slimnorm.moving_averages import assign_moving_average, zero_debias_variables
 
 PARAM_KEYS = ("beta", "gamma", "moving_mean", "moving_variance")
@@ -104,7 +112,8 @@ def batch_norm(inputs,
                renorm_decay=0.99,
                adjustment=None,
                moving_variance_estimator="slim",
-               virtual_batch_size=None):
+               virtual_batch_size=None,
+               sync_replicas=False):
     """Batch normalization (Ioffe & Szegedy 2015), a drop-in for slim.batch_norm.
 
     Args:
@@ -137,6 +146,11 @@ def batch_norm(inputs,
       virtual_batch_size: ghost batch norm (see `slimnorm.ghost_batch`): in
         training, each run of this many examples is normalised with its own
         statistics; it must divide the batch size. None: the whole batch.
+      sync_replicas: synchronized (cross-replica) batch norm (see
+        `slimnorm.sync_batch_norm`): in training, the statistics are those of
+        the batches of all replicas of the enclosing `slimnorm.replica_group`
+        together; the moving averages, the same on every replica, move
+        towards them. Inference is unchanged.
 
     Returns:
       A tensor of the shape and dtype of `inputs`.
@@ -160,6 +174,10 @@ def batch_norm(inputs,
     if batch_weights is not None:
         batch_weights = _check_batch_weights(batch_weights, inputs)
     ghost = ghost_batch.check(virtual_batch_size, inputs, renorm=renorm, adjustment=adjustment)
+    sync_group = sync_batch_norm.check(sync_replicas, training=training,
+                                       batch_weights=batch_weights, renorm=renorm,
+                                       adjustment=adjustment,
+                                       virtual_batch_size=virtual_batch_size)
     layout = slim_layout(fused=fused, rank=rank, batch_weights=batch_weights, renorm=renorm,
                          adjustment=adjustment, zero_debias=zero_debias_moving_mean,
                          updates_collections=updates_collections)
@@ -169,6 +187,7 @@ def batch_norm(inputs,
         inputs.dtype.base_dtype in paths.FUSED_DTYPES)
 
     with tf.compat.v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse) as sc:
+        sync_seed = None if sync_group is None else replicas.layer_key(sync_group, sc.name)
         def param(name, init, trainable_, partitioned=True):
             return variables.parameter(
                 name, [channels], variable_dtype, initializers, regularizers,
@@ -207,6 +226,10 @@ def batch_norm(inputs,
                                    out_dtype=inputs.dtype)
 
         def train():
+            if sync_group is not None:
+                return _sync_train(inputs, sync_group, sync_seed, fused=use_fused, axis=axis,
+                                   dtype=dtype, beta=beta_t, gamma=gamma_t, epsilon=epsilon,
+                                   data_format=data_format, estimator=moving_variance_estimator)
             if ghost is not None:
                 return _ghost_train(inputs, ghost, fused=use_fused and ghost_batch.fusable(inputs),
                                     axis=axis, dtype=dtype, beta=beta_t, gamma=gamma_t,
@@ -290,6 +313,22 @@ def _ghost_train(inputs, size, *, fused, axis, dtype, beta, gamma, epsilon, data
             beta=beta, gamma=gamma, epsilon=epsilon, out_dtype=inputs.dtype)
     count = ghost_batch.values_per_channel(inputs, axis, size, dtype)
     moving = paths.convert_variance(variance, count, fused, estimator)
+    return BatchStatistics(y, mean, moving, variance)
+
+
+def _sync_train(inputs, group, seed, *, fused, axis, dtype, beta, gamma, epsilon, data_format,
+                estimator):
+    """Training with the statistics of all replicas: BatchStatistics of the global batch.
+
+    The moving variance is the estimator plain batch norm on the concatenated
+    batch would store ('slim': unbiased where the fused kernel would run).
+    """
+    y, mean, variance, count = sync_batch_norm.train(
+        inputs, group=group, seed=seed, axis=axis, dtype=dtype, beta=beta, gamma=gamma,
+        epsilon=epsilon, fused=fused, data_format=data_format)
+    if estimator == "slim":
+        estimator = "unbiased" if fused else "biased"
+    moving = paths.convert_variance(variance, count, False, estimator)
     return BatchStatistics(y, mean, moving, variance)
 
 

@@ -112,3 +112,16 @@ def test_renorm_warmup_smoke(tmp_path):
     for curves in record['curves'].values():
         assert all(0.0 <= accuracy <= 1.0 for _, accuracy in curves['0'])
     assert os.path.exists(out + '.png') == _has_matplotlib()
+
+
+def test_sync_bn_quick(tmp_path):
+    """The four settings, one seed each, on 4 CPU devices of one session."""
+    from slimnorm.bench import exp_sync_bn
+    exp_sync_bn.main(['--quick', '--workers', '1', '--out_dir', str(tmp_path)])
+    record = _load(tmp_path, 'exp_sync_bn')
+    _check_numbers(record)
+    assert set(record['cells']) == set(exp_sync_bn.SETTINGS)
+    for name, cell in record['cells'].items():
+        replicas, per_replica, _ = exp_sync_bn.SETTINGS[name]
+        assert cell['steps'][-1] == record['examples_per_run'] // (replicas * per_replica)
+        assert len(cell['test_error_per_seed']) == 1

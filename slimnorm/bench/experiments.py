@@ -100,7 +100,7 @@ def _resized(images, image_size):
 
 def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
                      seed, evals_at, momentum=0.0, linear_decay=False, image_size=None,
-                     probe_fn=None, probe_size=1000, threads=1):
+                     probe_fn=None, probe_size=1000, threads=1, cpu_devices=1):
     """Trains ``model_fn`` on ``data`` and returns its learning curve.
 
     Args:
@@ -120,6 +120,8 @@ def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
         the 15th/50th/85th percentiles of each are recorded at every eval, on
         the first ``probe_size`` test images.
       threads: intra-op threads.
+      cpu_devices: CPU devices of the session (/device:CPU:0 to n-1), for
+        models that place towers on devices of their own.
 
     Returns:
       {'steps': [...], 'accuracy': [...], 'train_loss': [...], 'percentiles':
@@ -154,7 +156,8 @@ def train_classifier(model_fn, data, *, batch_size, learning_rate, num_steps,
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(eval_logits, 1), labels), tf.int64))
         probes = probe_fn(eval_points) if probe_fn else {}
         config = tf1.ConfigProto(intra_op_parallelism_threads=threads,
-                                 inter_op_parallelism_threads=1)
+                                 inter_op_parallelism_threads=1,
+                                 device_count={'CPU': cpu_devices})
         with tf1.Session(config=config) as sess:
             sess.run(tf1.global_variables_initializer())
             # train_op evaluates to the total loss of the step it runs.

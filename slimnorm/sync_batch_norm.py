@@ -1,0 +1,155 @@
+"""Synchronized batch norm: `batch_norm(..., sync_replicas=True)` in training.
+
+Each replica (see `slimnorm.replicas`) normalizes with the statistics of the
+global batch, the concatenation of every replica's batch, so that small
+per-device batches (detection, segmentation: 1-4 images per GPU) keep the
+statistics of a large one (PyTorch's SyncBatchNorm, tensorpack's
+`sync_statistics`, Keras' `synchronized=True`).
+
+Forward, one all-reduce per layer call of a [3, C] float64 tensor: the
+per-channel count, sum and sum of squares of the replica's values. Each
+replica takes its sums of `x - shift` (shift: its first values, see
+`statistics`) in the statistics' dtype, where they are accurate, and
+un-shifts them in float64, where sum(x^2) of large-mean inputs keeps its
+digits. The reduced sums give the mean and (biased) variance of the concatenated
+batch whatever the replicas' batch sizes. Then the inputs are
+normalized with those statistics: the fused kernel in inference mode where
+plain batch norm would use the fused kernel, `normalize` otherwise.
+
+Backward, one all-reduce of [2, C]: the gradient of a replica's loss
+reaches every replica's inputs through the global statistics, so the layer
+has its own gradient (CollectiveReduceV2 has none): with x_hat the
+normalized input, N the global count and sums over the global batch,
+  dx = gamma * rsqrt(var + eps) * (dy - sum(dy) / N - x_hat * sum(dy * x_hat) / N),
+where each replica reduces its local sum(dy) and sum(dy * x_hat). beta's and
+gamma's gradients are those local sums: the trainer adds (or averages) the
+replicas' gradients, as for every other variable. Each gradient built through
+a layer (each tf.gradients call that reaches it) is one more all-reduce with
+a key of its own, so every replica must build the same gradients in the same
+order (one per replica's loss, as clone trainers do), or the first replica
+waits for the others until the step time-out.
+
+The moving averages move towards the global statistics, so they are the
+same on every replica (and clones, sharing the variables, need to run only
+one clone's update ops).
+"""
+
+import tensorflow as tf
+
+from slimnorm import batch_norm_paths as paths
+from slimnorm import checks, replicas, statistics
+
+
+def check(sync_replicas, *, training, batch_weights, renorm, adjustment, virtual_batch_size):
+    """The replica group to synchronize over, or None; ValueError where it cannot work.
+
+    The group, from the enclosing `slimnorm.replica_group`, is needed only when
+    the layer can train (`training` not False): inference uses the moving
+    averages, and an evaluation graph needs no group.
+    """
+    if not checks.boolean(sync_replicas, "sync_replicas") or training is False:
+        return None
+    unsupported = [name for name, value in (
+        ("batch_weights", batch_weights), ("adjustment", adjustment),
+        ("virtual_batch_size", virtual_batch_size)) if value is not None]
+    if renorm:
+        unsupported.append("renorm")
+    if unsupported:
+        raise ValueError("sync_replicas=True cannot be combined with %s; accepted: "
+                         "sync_replicas=True with none of batch_weights, renorm, adjustment "
+                         "and virtual_batch_size." % ", ".join(unsupported))
+    group = replicas.current_group()
+    if group is None:
+        raise ValueError(
+            "sync_replicas=True, but the layer is not built inside a replica group; accepted: "
+            "build each replica's model inside `with slimnorm.replica_group(size=..., "
+            "replica=...)` (the clone builder does this with --sync_batch_norm), or "
+            "sync_replicas=False.")
+    return group
+
+
+def _global_moments(x, axes, group, seed):
+    """Mean, biased variance (x's dtype) and count (float64) of x over all replicas.
+
+    Each replica sums `x - shift` and its squares in x's dtype (the shift, its
+    first values, is a value of the data, so the differences are exact and
+    small, see `statistics`), then un-shifts the sums in float64, where the
+    sum of squares of large-mean inputs keeps its digits.
+    """
+    dtype = x.dtype
+    f64 = tf.float64
+    shift = statistics.first_values(x, axes)
+    count = statistics.count(x, axes, f64)
+    shifted_sum = tf.cast(tf.reduce_sum(x - shift, axes), f64)
+    shifted_squares = tf.cast(tf.reduce_sum(tf.math.squared_difference(x, shift), axes), f64)
+    k = tf.cast(tf.reshape(shift, [-1]), f64)
+    local = tf.stack([
+        tf.fill(tf.shape(k), count),
+        shifted_sum + count * k,
+        shifted_squares + k * (2.0 * shifted_sum + count * k),
+    ])
+    total = replicas.all_reduce(local, group, seed, "forward")
+    global_count = total[0, 0]
+    mean = total[1] / global_count
+    variance = tf.maximum(total[2] / global_count - tf.square(mean), 0.0)
+    return tf.cast(mean, dtype), tf.cast(variance, dtype), global_count
+
+
+def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data_format):
+    """Training-mode synchronized batch norm of `inputs` (see the module docstring).
+
+    Args:
+      group, seed: the `ReplicaGroup` and `replicas.layer_key` of this call.
+      axis: channel axis; dtype: the statistics' dtype (float32 for half inputs).
+      beta, gamma: [C] tensors in `dtype`, or None.
+      fused: normalize with the fused kernel (rank 2 or 4, a kernel dtype).
+
+    Returns:
+      (outputs in the inputs' dtype, global mean, global biased variance,
+      global count), the statistics as constants for the gradient.
+    """
+    rank = inputs.shape.rank
+    axes = [a for a in range(rank) if a != axis]
+    channels = inputs.shape[axis]
+    if fused:
+        epsilon = max(epsilon, paths.FUSED_MIN_EPSILON)
+    gamma = tf.ones([channels], dtype) if gamma is None else gamma
+    beta = tf.zeros([channels], dtype) if beta is None else beta
+    side = {}
+    backward_calls = [0]
+
+    @tf.custom_gradient
+    def normalize(x, scale, offset):
+        xf = tf.cast(x, dtype)
+        mean, variance, count = _global_moments(xf, axes, group, seed)
+        side.update(mean=mean, variance=variance, count=count)
+        if fused:
+            y = paths.fused_inference(x, mean=mean, variance=variance, beta=offset, gamma=scale,
+                                      epsilon=epsilon, data_format=data_format)
+        else:
+            y = paths.normalize(xf, mean=mean, variance=variance, epsilon=epsilon, axis=axis,
+                                scale=scale, offset=offset, out_dtype=x.dtype)
+        device = y.op.device
+
+        def grad(dy):
+            role = "backward%d" % backward_calls[0]
+            backward_calls[0] += 1
+            with tf.device(device), tf.name_scope("SyncBatchNormGrad"):
+                dyf = tf.cast(dy, dtype)
+                inv = tf.math.rsqrt(variance + epsilon)
+                x_hat = (xf - paths.broadcast(mean, rank, axis)) * paths.broadcast(inv, rank,
+                                                                                  axis)
+                local = tf.stack([tf.reduce_sum(dyf, axes), tf.reduce_sum(dyf * x_hat, axes)])
+                total = replicas.all_reduce(local, group, seed, role) / tf.cast(count, dtype)
+                dx = paths.broadcast(scale * inv, rank, axis) * (
+                    dyf - paths.broadcast(total[0], rank, axis)
+                    - x_hat * paths.broadcast(total[1], rank, axis))
+                return tf.cast(dx, x.dtype), local[1], local[0]
+
+        return y, grad
+
+    y = normalize(inputs, gamma, beta)
+    # The statistics leave the custom gradient as constants: their gradient is
+    # in `grad` (a tf.cond's gradient would otherwise differentiate them too).
+    return (y, tf.stop_gradient(side["mean"]), tf.stop_gradient(side["variance"]),
+            tf.stop_gradient(tf.cast(side["count"], dtype)))
