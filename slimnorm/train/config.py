@@ -119,9 +119,31 @@ class TrainConfig(ModelConfig):
     max_to_keep: int = 5
     log_every_steps: int = 100
     seed: int = 0
+    # --- scale-out (slimnorm.train.clones, .cluster, .distributed) ---
+    # research/slim's --num_clones/--clone_on_cpu: towers in one process;
+    # batch_size is per clone.
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    # A cluster: comma-separated host:port lists and this process's job and
+    # task ('' job_name: one process, or TF_CONFIG when that is set).
+    ps_hosts: str = ''
+    worker_hosts: str = ''
+    job_name: str = ''
+    task_index: int = 0
+    sync_replicas: bool = False
+    # 0: the number of workers.
+    replicas_to_aggregate: int = 0
+    # Longest wait for the other tasks of the cluster to answer (seconds).
+    cluster_timeout_secs: float = 120.0
+
+    def session_config(self):
+        session = super().session_config()
+        session.device_count.update(_clone_device_count(self.num_clones, self.clone_on_cpu))
+        return session
 
     def check(self):
         super().check()
+        check_scale_out(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -139,6 +161,19 @@ class TrainConfig(ModelConfig):
         checks.integer(self.log_every_steps, 'log_every_steps', minimum=1)
         checks.integer(self.seed, 'seed', minimum=0)
         return self
+
+
+def _clone_device_count(num_clones, clone_on_cpu):
+    # As slimnorm.train.clones.session_device_count (not imported: it needs TensorFlow).
+    return {'CPU': num_clones} if clone_on_cpu and num_clones > 1 else {}
+
+
+def check_scale_out(config):
+    """Checks the clone and cluster fields of a TrainConfig (see slimnorm.train.cluster)."""
+    from slimnorm.train import cluster
+    checks.integer(config.num_clones, 'num_clones', minimum=1)
+    checks.boolean(config.clone_on_cpu, 'clone_on_cpu')
+    cluster.check_cluster_fields(config)
 
 
 @dataclasses.dataclass

@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from slimnorm import training
 from slimnorm.data import datasets
+from slimnorm.train import clones
 from slimnorm.train import config as run_config
 
 tf1 = tf.compat.v1
@@ -71,6 +72,7 @@ class TrainGraph:
     summary: tf.Tensor
     saver: tf1.train.Saver
     update_op_count: int
+    optimizer: tf1.train.Optimizer = None
 
 
 def learning_rate_schedule(config, global_step):
@@ -99,16 +101,28 @@ def _optimizer(config, learning_rate):
     return tf1.train.GradientDescentOptimizer(learning_rate)
 
 
-def build_train_graph(config, image_shape, num_classes):
-    """Builds the training graph in the default graph; returns a TrainGraph."""
+def build_train_graph(config, image_shape, num_classes, worker_device='',
+                      variables_device='/device:CPU:0', wrap_optimizer=None):
+    """Builds the training graph in the default graph; returns a TrainGraph.
+
+    With ``config.num_clones > 1`` the network is cloned on the devices of
+    ``slimnorm.train.clones`` (prefixed by ``worker_device``), its variables
+    on ``variables_device``. ``wrap_optimizer`` (e.g. a
+    SyncReplicasOptimizer constructor) wraps the optimizer.
+    """
     tf1.set_random_seed(config.seed)
     images = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
     labels = tf1.placeholder(tf.int64, [None], name='labels')
-    logits, _ = config.build_logits(images, num_classes, is_training=True,
-                                    weight_decay=config.weight_decay)
-    cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
-    # Cross-entropy plus every regularization loss (the weight decay).
-    total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
+    num_clones = getattr(config, 'num_clones', 1)
+    if num_clones > 1:
+        logits, cross_entropy, total_loss = clones.build_classifier_clones(
+            config, images, labels, num_classes, worker_device, variables_device)
+    else:
+        logits, _ = config.build_logits(images, num_classes, is_training=True,
+                                        weight_decay=config.weight_decay)
+        cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
+        # Cross-entropy plus every regularization loss (the weight decay).
+        total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
     accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
     global_step = tf1.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(config, global_step)
@@ -117,9 +131,12 @@ def build_train_graph(config, image_shape, num_classes):
         # averaging runs with the batch-norm updates, before each step.
         ema = tf1.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, ema.apply(tf1.model_variables()))
-    train_op = training.create_train_op(total_loss, _optimizer(config, learning_rate),
-                                        global_step=global_step,
-                                        clip_gradient_norm=config.clip_gradient_norm)
+    optimizer = _optimizer(config, learning_rate)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
+    train_op = training.create_train_op(total_loss, optimizer, global_step=global_step,
+                                        clip_gradient_norm=config.clip_gradient_norm,
+                                        colocate_gradients_with_ops=num_clones > 1)
     update_ops = training.check_update_ops(train_op)
     # Read after the step's increment (fetching global_step beside train_op
     # could read it before).
@@ -136,7 +153,8 @@ def build_train_graph(config, image_shape, num_classes):
             tf1.summary.histogram('moving_statistics/' + var.op.name, var)
     return TrainGraph(images, labels, train_op, step_after, accuracy, learning_rate, global_step,
                       tf1.summary.merge_all(),
-                      training.make_saver(max_to_keep=config.max_to_keep), len(update_ops))
+                      training.make_saver(max_to_keep=config.max_to_keep), len(update_ops),
+                      optimizer)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -203,7 +221,9 @@ def train(config, log=_print):
     if tf.train.latest_checkpoint(config.train_dir):
         _check_resumable(config)
     run_config.write_run_config(config.train_dir, config)
-    schedule = datasets.BatchSchedule(len(data.train_labels), config.batch_size, config.seed)
+    # slim's batch_size is per clone: each step feeds num_clones batches.
+    examples_per_step = config.batch_size * config.num_clones
+    schedule = datasets.BatchSchedule(len(data.train_labels), examples_per_step, config.seed)
 
     graph = tf.Graph()
     with graph.as_default():
@@ -259,8 +279,8 @@ def train(config, log=_print):
             if log_now:
                 writer.add_summary(values[3], step)
                 elapsed = time.time() - window_start
-                rate = window_steps * config.batch_size / max(elapsed, 1e-9)
-                eta = (config.max_steps - step) * config.batch_size / rate
+                rate = window_steps * examples_per_step / max(elapsed, 1e-9)
+                eta = (config.max_steps - step) * examples_per_step / rate
                 result.update(loss=float(np.mean(window_loss)),
                               train_accuracy=float(np.mean(window_acc)), examples_per_sec=rate)
                 log(f'step {step}/{config.max_steps}  loss {result["loss"]:.4f}  '
