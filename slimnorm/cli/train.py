@@ -97,9 +97,10 @@ def run(args):
     fields.update({name: getattr(args, name) for name in TRAIN_FLAGS + SCALE_OUT_FLAGS})
     config = TrainConfig(**fields).check()
     from slimnorm.train import loop  # TensorFlow from here on
+    from slimnorm.train.cluster import ClusterTimeoutError
     try:
         result = run_scale_out(config) or loop.train(config)
-    except loop.TrainingDivergedError as err:
+    except (loop.TrainingDivergedError, ClusterTimeoutError) as err:
         print(f'{args.prog}: {err}', file=sys.stderr)
         return 1
     if 'global_step' not in result:  # a ps task

@@ -104,7 +104,9 @@ def _build(config, plan, data):
         hooks = [tf1.train.StopAtStepHook(last_step=config.max_steps)]
         if config.sync_replicas:
             hooks.append(model.optimizer.make_session_run_hook(plan.is_chief))
-        uninitialized = tf1.report_uninitialized_variables()
+        # Global variables only: the local ones are this worker's own.
+        uninitialized = (None if plan.is_chief
+                         else tf1.report_uninitialized_variables(tf1.global_variables()))
     return model, hooks, uninitialized
 
 
@@ -128,6 +130,8 @@ def train_worker(config, plan, server, log=loop._print):
     data = config.load_data()
     if plan.is_chief:
         _prepare_train_dir(config, log)
+        latest = tf.train.latest_checkpoint(config.train_dir)
+        log(f'worker 0: restoring {latest}' if latest else 'worker 0: initializing the variables')
     shard = worker_shard(len(data.train_labels), plan)
     schedule = datasets.BatchSchedule(len(shard), config.batch_size * config.num_clones,
                                       config.seed + plan.task_index)
