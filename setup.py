@@ -36,6 +36,8 @@ setup(
             "slimnorm-exp-precise-bn = slimnorm.export.precise_bn_experiment:main",
             "slimnorm-legacy = slimnorm.legacy.runner:main",
             "slimnorm-build-tfrecords = slimnorm.data.convert:main",
+            "slimnorm-launch-local-cluster = slimnorm.train.local_cluster:main",
+            "slimnorm-bench-scale-out = slimnorm.bench.scale_out:main",
         ],
     },
     extras_require={

@@ -55,6 +55,11 @@ from slimnorm.train import config as run_config
 
 tf1 = tf.compat.v1
 
+# How long a closing session waits for its queue-runner threads. The sync
+# chief's runner waits for gradients that stopped workers will not send;
+# TensorFlow's default (120 s) would only delay the exit.
+STOP_GRACE_SECS = 5
+
 
 def run_task(config, plan, log=loop._print):
     """Runs this process's task of ``plan``; returns train()'s dict (ps: a short one)."""
@@ -156,7 +161,8 @@ def train_worker(config, plan, server, log=loop._print):
                 scaffold=scaffold, hooks=hooks, save_checkpoint_steps=steps,
                 save_checkpoint_secs=secs, save_summaries_steps=config.log_every_steps,
                 save_summaries_secs=None, log_step_count_steps=0, config=session_config,
-                max_wait_secs=config.cluster_timeout_secs, save_graph_def=False) as sess, \
+                max_wait_secs=config.cluster_timeout_secs, save_graph_def=False,
+                stop_grace_period_secs=STOP_GRACE_SECS) as sess, \
                 loop._StopRequest() as stop:
             # run_step_fn: a plain run, without the hooks (whose summary needs a feed).
             step = start_step = int(sess.run_step_fn(
