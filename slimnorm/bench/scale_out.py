@@ -83,6 +83,7 @@ def run_case(case, model, window, workdir, timeout_secs=1800):
 def parameter_count(model):
     """Trainable parameters of ``model`` (1001 classes, as the ImageNet checkpoints)."""
     import tensorflow as tf
+
     from nets import nets_factory
     with tf.Graph().as_default():
         network_fn = nets_factory.get_network_fn(model, 1001, is_training=True)
