@@ -160,6 +160,20 @@ def test_bad_cluster_flags_are_refused_naming_the_value(fields, message):
         TrainConfig(**fields).check()
 
 
+def test_workers_read_disjoint_shards_that_cover_the_training_set():
+    from slimnorm.train import distributed
+    plans = [cluster.ClusterPlan(('h:1',), ('h:2', 'h:3', 'h:4'), 'worker', i) for i in range(3)]
+    shards = [distributed.worker_shard(100, plan) for plan in plans]
+    assert sorted(int(i) for shard in shards for i in shard) == list(range(100))
+
+
+def test_the_launcher_refuses_an_empty_cluster():
+    from slimnorm.train import local_cluster
+    with pytest.raises(SystemExit) as exit_info:
+        local_cluster.main(['--num_workers', '0', '--', '--max_steps', '1'])
+    assert exit_info.value.code == 2
+
+
 def test_bad_tf_config_is_refused():
     with pytest.raises(ValueError, match='TF_CONFIG'):
         cluster.parse_tf_config('{"cluster": {}}')

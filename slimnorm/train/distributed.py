@@ -42,6 +42,10 @@ takes as the end of training.
 
 Asynchronous training: every worker applies its own gradients as soon as
 they are computed; the global step counts all workers' steps.
+
+SIGINT/SIGTERM stop a worker after its current step (the chief saves a
+checkpoint); such a worker does not tell the ps tasks it is done, since it
+is expected back.
 """
 import os
 import time
@@ -73,7 +77,9 @@ def run_task(config, plan, log=loop._print):
         return {'job_name': 'ps', 'task_index': plan.task_index}
     cluster.wait_for_tasks(plan.ps_hosts, config.cluster_timeout_secs, 'ps task')
     result = train_worker(config, plan, server, log)
-    cluster.signal_done(server, plan, config.cluster_timeout_secs)
+    if not result['interrupted']:
+        # An interrupted worker is expected back: the ps tasks keep serving.
+        cluster.signal_done(server, plan, config.cluster_timeout_secs)
     return result
 
 
