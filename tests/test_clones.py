@@ -104,6 +104,7 @@ def test_clone_ops_run_on_their_devices_and_know_their_replica_group():
         seen.append(clones.current_clone())
         w = tf1.get_variable('w', [3, 2])
         tf1.losses.add_loss(tf.reduce_sum(tf.matmul(x, w)))
+        tf1.summary.scalar('x_mean', tf.reduce_mean(x))
         return tf.matmul(x, w)
 
     graph = tf.Graph()
@@ -112,6 +113,9 @@ def test_clone_ops_run_on_their_devices_and_know_their_replica_group():
         built = clones.create_clones(model_fn, clones.clone_devices(2, clone_on_cpu=True),
                                      clones.split_batch([x], 2))
         total = clones.total_clone_loss(built)
+        clones.drop_clone_summaries(built)
+        summaries = [s.op.name for s in tf1.get_collection(tf1.GraphKeys.SUMMARIES)]
+    assert summaries == ['clone_0/x_mean']
     assert clones.current_clone() is None
     assert [(c.index, c.num_clones) for c in seen] == [(0, 2), (1, 2)]
     assert [c.scope for c in built] == ['clone_0/', 'clone_1/']

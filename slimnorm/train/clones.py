@@ -224,6 +224,7 @@ def build_classifier_clones(config, images, labels, num_classes, worker_device='
     with tf.device(worker_device or None):
         per_clone = split_batch([images, labels], config.num_clones)
     built = create_clones(model_fn, devices, per_clone, variables_device=variables_device)
+    drop_clone_summaries(built)
     total_loss = total_clone_loss(built)
     logits = tf.concat([c.outputs[0] for c in built], axis=0, name='clone_logits')
     cross_entropy = tf.add_n([c.outputs[1] for c in built]) / len(built)
