@@ -36,9 +36,11 @@ QUICK_WINDOWS = {'small_convnet': 20, 'inception_v2': 2}
 RATE = re.compile(r'(\d+) ex/s')
 
 
-def _train_args(model, spec, batch, train_dir, window):
+def _train_args(model, spec, batch, train_dir, window, workers=1):
+    # Async: the global step counts every worker's steps; each logs 3 windows.
     return ['--model', model, '--dataset', 'digits', '--image_size', spec['image_size'],
-            '--batch_size', batch, '--max_steps', 3 * window, '--log_every_steps', window,
+            '--batch_size', batch, '--max_steps', 3 * window * workers,
+            '--log_every_steps', window,
             '--save_every_secs', 0, '--train_dir', train_dir, '--learning_rate', 0.01,
             '--cluster_timeout_secs', 300]
 
@@ -67,8 +69,9 @@ def run_case(case, model, window, workdir, timeout_secs=1800):
         return float(_last_rate(done.stdout.splitlines()))
     from slimnorm.train.local_cluster import LocalCluster
     lines = {}
-    args = _train_args(model, spec, spec['batch'] // 2, train_dir, window)
-    if case.endswith('_sync'):
+    sync = case.endswith('_sync')
+    args = _train_args(model, spec, spec['batch'] // 2, train_dir, window, 1 if sync else 2)
+    if sync:
         args.append('--sync_replicas')
     with LocalCluster(1, 2, args,
                       log=lambda name, line: lines.setdefault(name, []).append(line)) as local:
@@ -92,23 +95,29 @@ def parameter_count(model):
         return int(sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables()))
 
 
-def run(models, quick, workdir, log=print):
+def run(models, quick, workdir, cases=CASES, log=print):
     results = {}
     for model in models:
         window = QUICK_WINDOWS[model] if quick else MODELS[model]['window']
         params = parameter_count(model)
         row = {'total_batch': MODELS[model]['batch'], 'parameters_1001_classes': params,
                'bytes_per_worker_step': 2 * 4 * params, 'cases': {}}
-        for case in CASES:
+        for case in cases:
             rate = run_case(case, model, window, workdir)
             row['cases'][case] = {'images_per_sec': rate,
                                   'ms_per_step': 1000.0 * MODELS[model]['batch'] / rate}
             log(f'{model:14s} {case:20s} {rate:8.1f} images/s  '
                 f'{row["cases"][case]["ms_per_step"]:8.1f} ms/step')
-        base = row['cases']['one_process']['images_per_sec']
-        for values in row['cases'].values():
-            values['vs_one_process'] = values['images_per_sec'] / base
         results[model] = row
+    return add_ratios(results)
+
+
+def add_ratios(results):
+    """Adds each case's ``vs_one_process`` (images/s ratio) where one_process was run."""
+    for row in results.values():
+        base = row['cases'].get('one_process', {}).get('images_per_sec')
+        for values in row['cases'].values():
+            values['vs_one_process'] = values['images_per_sec'] / base if base else None
     return results
 
 
@@ -119,8 +128,12 @@ def markdown(results):
         for case, values in row['cases'].items():
             lines.append(f'| {model} (batch {row["total_batch"]}) | {case} | '
                          f'{values["images_per_sec"]:.1f} | {values["ms_per_step"]:.1f} | '
-                         f'{values["vs_one_process"]:.2f} |')
+                         f'{_ratio(values["vs_one_process"])} |')
     return '\n'.join(lines) + '\n'
+
+
+def _ratio(value):
+    return '-' if value is None else f'{value:.2f}'
 
 
 def main(argv=None):
@@ -128,15 +141,20 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help='short windows (a smoke run)')
     parser.add_argument('--models', default=','.join(MODELS),
                         help='comma-separated: ' + ','.join(MODELS))
+    parser.add_argument('--cases', default=','.join(CASES),
+                        help='comma-separated: ' + ','.join(CASES))
     parser.add_argument('--out', help='write the results as JSON here (and .md beside it)')
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(',') if m]
     unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f'--models {args.models!r}: unknown {unknown}; accepted: {sorted(MODELS)}')
+    cases = [c for c in args.cases.split(',') if c]
+    unknown += [c for c in cases if c not in CASES]
+    if unknown or not models or not cases:
+        parser.error(f'--models {args.models!r} --cases {args.cases!r}: unknown {unknown}; '
+                     f'accepted: {sorted(MODELS)} and {list(CASES)}')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     with tempfile.TemporaryDirectory(prefix='slimnorm_scale_out_') as workdir:
-        results = run(models, args.quick, workdir)
+        results = run(models, args.quick, workdir, cases)
     print(markdown(results))
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as f:
