@@ -37,7 +37,8 @@ What a clone is and what is shared:
 
 On CPU-only machines, clones on ``/device:CPU:i`` need a session with that
 many CPU devices: ``ConfigProto(device_count={'CPU': n})``
-(:func:`session_device_count`). That is a per-session setting, so unlike
+(``slimnorm.train.config.clone_device_count``; ``TrainConfig.session_config``
+sets it). That is a per-session setting, so unlike
 ``tf.config.set_logical_device_configuration`` it works after TensorFlow has
 started, and tests need no fresh process.
 """
@@ -107,11 +108,6 @@ def clone_devices(num_clones, clone_on_cpu=False, worker_device=''):
     checks.integer(num_clones, 'num_clones', minimum=1)
     kind = 'CPU' if clone_on_cpu else 'GPU'
     return [f'{worker_device}/device:{kind}:{i}' for i in range(num_clones)]
-
-
-def session_device_count(num_clones, clone_on_cpu):
-    """``ConfigProto.device_count`` giving a session enough CPU devices for the clones."""
-    return {'CPU': num_clones} if clone_on_cpu and num_clones > 1 else {}
 
 
 def _device_function(clone_device, variables_device):

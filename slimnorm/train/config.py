@@ -138,7 +138,7 @@ class TrainConfig(ModelConfig):
 
     def session_config(self):
         session = super().session_config()
-        session.device_count.update(_clone_device_count(self.num_clones, self.clone_on_cpu))
+        session.device_count.update(clone_device_count(self.num_clones, self.clone_on_cpu))
         return session
 
     def check(self):
@@ -163,8 +163,8 @@ class TrainConfig(ModelConfig):
         return self
 
 
-def _clone_device_count(num_clones, clone_on_cpu):
-    # As slimnorm.train.clones.session_device_count (not imported: it needs TensorFlow).
+def clone_device_count(num_clones, clone_on_cpu):
+    """``ConfigProto.device_count`` giving a session one CPU device per clone."""
     return {'CPU': num_clones} if clone_on_cpu and num_clones > 1 else {}
 
 
