@@ -21,6 +21,21 @@ NORMALIZER_ALIASES = {'none': None}
 DATASETS = ('digits', 'fashion_mnist', 'mnist_dir')
 SPLITS = ('train', 'test')
 
+# `--dataset_name tfrecord`: research/slim-format TFRecords read from
+# `--dataset_dir` by `slimnorm.data.tfrecord` (its splits are whatever files
+# the directory holds: train, validation, ...). The training and evaluation
+# commands accept it beside the in-memory sets.
+TFRECORD = 'tfrecord'
+INPUT_DATASETS = DATASETS + (TFRECORD,)
+
+# Preprocessings of `slimnorm.data.preprocessing.get_preprocessing`, and the
+# one each network gets by default (research/slim's preprocessing_factory:
+# Inception preprocessing for the ImageNet networks; the light one for the
+# small network, whose images are too small to crop).
+PREPROCESSINGS = ('inception', 'light')
+DEFAULT_PREPROCESSING = {'inception_v2': 'inception', 'small_convnet': 'light'}
+assert set(DEFAULT_PREPROCESSING) == set(MODELS)
+
 # Options of the training loop (`slimnorm.train`).
 LR_SCHEDULES = ('constant', 'cosine', 'step')
 OPTIMIZERS = ('momentum', 'adam', 'sgd')

@@ -73,7 +73,9 @@ def test_only_clone_0_updates_the_moving_statistics_with_its_own_half():
                          learning_rate=0.01)
     graph = tf.Graph()
     with graph.as_default():
-        model = loop.build_train_graph(config, images.shape[1:], 10)
+        x = tf1.placeholder(tf.float32, (None,) + images.shape[1:])
+        y = tf1.placeholder(tf.int64, [None])
+        model = loop.build_train_graph(config, x, y, 10)
         update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
         with graph.name_scope(None):
             moving_mean = [v for v in tf1.global_variables()
@@ -86,7 +88,7 @@ def test_only_clone_0_updates_the_moving_statistics_with_its_own_half():
     with _session(graph) as sess:
         sess.run(init)
         kernel = sess.run(weights)
-        sess.run(model.train_op, {model.images: images, model.labels: labels})
+        sess.run(model.train_op, {x: images, y: labels})
         got = sess.run(moving_mean)
     decay = 0.99  # small_convnet's BATCH_NORM_DEFAULTS
     # Reference: TensorFlow's own conv kernel on each half, in eager mode.

@@ -154,6 +154,8 @@ def test_tf_config_gives_the_same_plan_as_the_flags():
      'task_index=1 for job_name=.worker. with 1 hosts'),
     ({'job_name': 'worker', 'ps_hosts': 'h:1', 'worker_hosts': 'h:2',
       'sync_replicas': True, 'replicas_to_aggregate': 3}, 'replicas_to_aggregate=3'),
+    ({'job_name': 'worker', 'ps_hosts': 'h:1', 'worker_hosts': 'h:2',
+      'checkpoint_path': '/tmp'}, 'not supported in a cluster'),
 ])
 def test_bad_cluster_flags_are_refused_naming_the_value(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -161,10 +163,18 @@ def test_bad_cluster_flags_are_refused_naming_the_value(fields, message):
 
 
 def test_workers_read_disjoint_shards_that_cover_the_training_set():
-    from slimnorm.train import distributed
-    plans = [cluster.ClusterPlan(('h:1',), ('h:2', 'h:3', 'h:4'), 'worker', i) for i in range(3)]
-    shards = [distributed.worker_shard(100, plan) for plan in plans]
+    from slimnorm.train import inputs
+    shards = [inputs.shard_indices(100, 3, i) for i in range(3)]
     assert sorted(int(i) for shard in shards for i in shard) == list(range(100))
+    config = TrainConfig(batch_size=4, num_clones=2)
+    with tf.Graph().as_default():
+        data = inputs.train_inputs(config, num_shards=3, shard_index=1)
+        fed = data.feed(0)[data.images]
+    train = config.load_data().train_images
+    assert fed.shape[0] == 8  # batch_size per clone
+    shard_rows = {row.tobytes() for row in train[1::3]}
+    other_rows = {row.tobytes() for row in train[0::3]} | {row.tobytes() for row in train[2::3]}
+    assert all(row.tobytes() in shard_rows - other_rows for row in fed)
 
 
 def test_the_launcher_refuses_an_empty_cluster():

@@ -51,15 +51,17 @@ def test_batch_of_one_in_train_mode_is_degenerate_but_eval_mode_is_not():
     Every image then gets the same logits. Eval mode uses the moving
     statistics and keeps the images apart.
     """
+    from slimnorm.data import datasets
     from slimnorm.train import evaluation
     config, result = digits_run()
+    images, labels = datasets.load_digits().split('test')
     outputs = {}
     for batch_stats in (True, False):
         evaluator = evaluation.Evaluator(run_config.EvalConfig(batch_stats=batch_stats))
         with tf1.Session(graph=evaluator.graph) as sess:
             evaluator.saver.restore(sess, result['checkpoint'])
             fetched = [sess.run([evaluator.logits, evaluator.end_points['conv5']],
-                                {evaluator.images_ph: evaluator.images[i:i + 1]})
+                                {evaluator.data.images: images[i:i + 1]})
                        for i in range(8)]
         outputs[batch_stats] = (np.concatenate([f[0] for f in fetched]),
                                 np.concatenate([f[1] for f in fetched]))
@@ -71,7 +73,6 @@ def test_batch_of_one_in_train_mode_is_degenerate_but_eval_mode_is_not():
     np.testing.assert_allclose(train_logits, np.tile(train_logits[:1], (8, 1)), atol=1e-5)
     eval_logits, _ = outputs[False]
     assert np.ptp(eval_logits, axis=0).max() > 1.0  # the images differ
-    _, labels = evaluator.data.split('test')
     assert np.mean(np.argmax(eval_logits, 1) == labels[:8]) >= 0.75
 
     degenerate = _evaluate(config.train_dir, batch_stats=True, batch_size=1)

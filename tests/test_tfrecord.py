@@ -12,34 +12,9 @@ import tensorflow as tf
 
 from slimnorm.data import tfrecord
 
+from tfrecord_helpers import write as _write
+
 tf1 = tf.compat.v1
-
-
-def _feature(value):
-    if isinstance(value, bytes):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-
-def _slim_record(image, label, image_format='png'):
-    encode = tf.io.encode_png if image_format == 'png' else tf.io.encode_jpeg
-    return tf.train.Example(features=tf.train.Features(feature={
-        'image/encoded': _feature(encode(image).numpy()),
-        'image/format': _feature(image_format.encode()),
-        'image/class/label': _feature(int(label)),
-        'image/height': _feature(image.shape[0]),
-        'image/width': _feature(image.shape[1])})).SerializeToString()
-
-
-def _write(directory, filenames, images, labels, image_format='png'):
-    """Writes the records round-robin into the files; returns them in file order."""
-    order = []
-    for shard, filename in enumerate(filenames):
-        with tf.io.TFRecordWriter(os.path.join(directory, filename)) as writer:
-            for index in range(shard, len(images), len(filenames)):
-                writer.write(_slim_record(images[index], labels[index], image_format))
-                order.append(index)
-    return order
 
 
 def _images(count, size=6, seed=0):

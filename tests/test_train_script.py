@@ -142,7 +142,17 @@ def test_sigterm_saves_a_final_checkpoint_and_exits_0(tmp_path):
     (['--lr_schedule', 'linear'], ['lr_schedule', "'linear'", 'cosine']),
     (['--dataset', 'mnist_dir'], ['data_dir=None', 'dataset=mnist_dir', 'train-images']),
     (['--model_kwargs', '{"depths": '], ["model_kwargs='{\"depths\": ' is not JSON"]),
-    (['--max_steps', 'many'], ["argument --max_steps: invalid int value: 'many'"]),
+    (['--max_steps', 'many'], ["--max_steps: invalid int value: 'many'"]),
+    (['--max_number_of_steps', '0'], ['max_steps', '0', '>= 1']),
+    (['--dataset_name', 'tfrecord'], ['data_dir=None', 'dataset=tfrecord', '--dataset_dir']),
+    (['--dataset_name', 'tfrecord', '--dataset_dir', 'x', '--preprocessing_name', 'vgg'],
+     ['preprocessing_name', "'vgg'", 'inception', 'light']),
+    (['--preprocessing_name', 'light'], ['preprocessing_name', 'dataset_name=tfrecord']),
+    (['--checkpoint_exclude_scopes', 'A/logits'], ['checkpoint_exclude_scopes',
+                                                   'without checkpoint_path']),
+    (['--checkpoint_path', '/nonexistent/ckpt'], ["checkpoint_path='/nonexistent/ckpt'"]),
+    (['--freeze_batch_norm', '--normalizer', 'layer'], ['freeze_batch_norm', "'layer'"]),
+    (['--dataset_split_name', 'validation'], ['dataset_split_name', "'validation'", 'test']),
 ])
 def test_bad_train_flags_give_one_line_and_exit_2(argv, words, capsys):
     from slimnorm.cli import train

@@ -7,7 +7,12 @@ import argparse
 import json
 import os
 
-from slimnorm.choices import DATASETS, MODELS, normalizer_names
+from slimnorm.choices import INPUT_DATASETS, MODELS, PREPROCESSINGS, TFRECORD, normalizer_names
+
+# ModelConfig fields set by flags of the same name (None: flag not given).
+MODEL_FLAGS = ('model', 'dataset', 'data_dir', 'normalizer', 'image_size', 'threads',
+               'preprocessing_name', 'labels_offset', 'num_readers',
+               'num_preprocessing_threads', 'skip_corrupt_records')
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -17,27 +22,56 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
-def add_model_arguments(parser):
-    """The flags of :class:`slimnorm.train.config.ModelConfig`; None means unset."""
+def add_model_arguments(parser, image_size_flag='--image_size'):
+    """The flags of :class:`slimnorm.train.config.ModelConfig`; None means unset.
+
+    research/slim's spellings first; the older ones stay as aliases.
+    ``image_size_flag``: slim's name of the size flag of the command
+    (``--train_image_size`` or ``--eval_image_size``).
+    """
     add = parser.add_argument
-    add('--model', help=f'network: {"|".join(MODELS)} (default small_convnet)')
-    add('--dataset', help=f'data: {"|".join(DATASETS)} (default digits)')
-    add('--data_dir', help='directory of MNIST-format IDX files (mnist_dir), '
+    add('--model_name', '--model', dest='model',
+        help=f'network: {"|".join(MODELS)} (default small_convnet)')
+    add('--dataset_name', '--dataset', dest='dataset',
+        help=f'data: {"|".join(INPUT_DATASETS)} (default digits); {TFRECORD}: '
+        'research/slim-format TFRecords and labels.txt in --dataset_dir')
+    add('--dataset_dir', '--data_dir', dest='data_dir',
+        help=f'the TFRecords of --dataset_name {TFRECORD}, the IDX files of mnist_dir, '
         'or another Fashion-MNIST location')
     add('--normalizer', help=f'{"|".join(normalizer_names())} (default batch)')
     add('--model_kwargs', help='JSON object of further network arguments, '
         'e.g. \'{"depths": [32, 64, 64, 128, 128]}\'')
-    add('--image_size', type=int, help='resize images to this square size '
-        '(default: as stored)')
+    sizes = (image_size_flag, '--image_size') if image_size_flag != '--image_size' else (
+        image_size_flag,)
+    add(*sizes, dest='image_size', type=int,
+        help='square image size: in-memory sets are resized to it (default: as '
+        f'stored), {TFRECORD} preprocessing outputs it (default: the network\'s '
+        'default size, 224 for inception_v2)')
     add('--threads', type=int, help='intra- and inter-op threads (default 0: '
         'TensorFlow decides)')
+
+
+def add_tfrecord_arguments(parser):
+    """How ``--dataset_name tfrecord`` is read (research/slim's flags)."""
+    add = parser.add_argument
+    add('--preprocessing_name', help=f'{"|".join(PREPROCESSINGS)} (default: per '
+        'model, as slim\'s preprocessing_factory: inception for inception_v2, light '
+        'for small_convnet)')
+    add('--labels_offset', type=int, help='subtracted from every label (1 for an '
+        'ImageNet set whose label 0 is background, read by a 1000-class network)')
+    add('--num_readers', type=int, help='TFRecord files read in parallel (default 4)')
+    add('--num_preprocessing_threads', type=int,
+        help='parallel decode + preprocessing calls (default 4)')
+    add('--skip_corrupt_records', action='store_true', default=None,
+        help='drop records that do not decode or whose label is out of range, and '
+        'count them, instead of stopping')
 
 
 def model_fields_from_args(args, defaults=None):
     """ModelConfig fields from parsed flags; unset flags take ``defaults``."""
     fields = dict(defaults or {})
-    for name in ('model', 'dataset', 'data_dir', 'normalizer', 'image_size', 'threads'):
-        value = getattr(args, name)
+    for name in MODEL_FLAGS:
+        value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
     if args.model_kwargs is not None:

@@ -1,20 +1,26 @@
-"""Evaluate a checkpoint of slimnorm-train on the test split.
+"""Evaluate a checkpoint of slimnorm-train on a data split.
 
     slimnorm-eval --checkpoint_path runs/digits            # latest in dir
     slimnorm-eval --checkpoint_path runs/digits/model.ckpt-600
     slimnorm-eval --checkpoint_path runs/digits --watch --timeout 120
+    slimnorm-eval --checkpoint_path runs/flowers --dataset_split_name validation
 
-Prints a table and then one JSON line per checkpoint. The model flags
-default to the run_config.json that training left beside the checkpoints.
+Prints a table and then one JSON line per checkpoint. The model and data
+flags (research/slim's eval_image_classifier names; the older spellings
+still work) default to the run_config.json that training left beside the
+checkpoints; the split defaults to test (validation for TFRecords).
 """
 import json
 import os
 import sys
 
 from slimnorm import checkpoints
-from slimnorm.choices import SPLITS
+from slimnorm.choices import TFRECORD
 from slimnorm.cli import common
 from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
+
+# Full-size images (224x224 Inception inputs) come in smaller batches.
+TFRECORD_EVAL_BATCH = 100
 
 
 def build_parser(prog='slimnorm-eval'):
@@ -22,10 +28,14 @@ def build_parser(prog='slimnorm-eval'):
     parser.add_argument('--checkpoint_path', '--checkpoint', required=True,
                         help='a training directory (its latest checkpoint) or a '
                         'checkpoint prefix such as runs/x/model.ckpt-600')
-    common.add_model_arguments(parser)
+    common.add_model_arguments(parser, image_size_flag='--eval_image_size')
+    common.add_tfrecord_arguments(parser)
     add = parser.add_argument
-    add('--batch_size', type=int, default=run_config.EvalConfig.batch_size)
-    add('--split', default='test', help='|'.join(SPLITS))
+    add('--batch_size', type=int, default=None,
+        help=f'examples per batch (default {run_config.EvalConfig.batch_size}; '
+        f'{TFRECORD_EVAL_BATCH} for {TFRECORD}, as slim\'s eval_image_classifier)')
+    add('--dataset_split_name', '--split', dest='split', default=None,
+        help=f'split to evaluate (default: test; validation for {TFRECORD})')
     add('--moving_average_decay', type=float, default=None,
         help='restore the ExponentialMovingAverage shadows of the model variables')
     add('--checkpoint_exclude_scopes', default='',
@@ -62,11 +72,16 @@ def run(args):
         checkpoints.check_path(path)
     saved = run_config.read_run_config(directory) or {}
     fields = common.model_fields_from_args(
-        args, {name: saved[name] for name in run_config.GRAPH_FIELDS + ('data_dir',)
+        args, {name: saved[name] for name in run_config.GRAPH_FIELDS + run_config.INPUT_FIELDS
                if name in saved})
-    scopes = tuple(s.strip() for s in args.checkpoint_exclude_scopes.split(',') if s.strip())
+    scopes = run_config.split_scopes(args.checkpoint_exclude_scopes)
+    tfrecords = fields.get('dataset') == TFRECORD
+    split = args.split or ('validation' if tfrecords else 'test')
+    batch_size = args.batch_size
+    if batch_size is None:
+        batch_size = TFRECORD_EVAL_BATCH if tfrecords else run_config.EvalConfig.batch_size
     config = run_config.EvalConfig(
-        **fields, batch_size=args.batch_size, split=args.split,
+        **fields, batch_size=batch_size, split=split,
         moving_average_decay=args.moving_average_decay,
         checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
     from slimnorm.train import evaluation  # TensorFlow from here on

@@ -1,32 +1,43 @@
 """Train a nets_factory network with slimnorm normalization (tf.compat.v1 Session).
 
-    slimnorm-train --dataset digits --train_dir runs/digits --max_steps 600
-    slimnorm-train --dataset fashion_mnist --normalizer group \\
-        --batch_size 128 --max_steps 3000 --train_dir runs/fmnist_gn
+    slimnorm-train --dataset_name digits --train_dir runs/digits --max_number_of_steps 600
+    slimnorm-train --dataset_name fashion_mnist --normalizer group \\
+        --batch_size 128 --max_number_of_steps 3000 --train_dir runs/fmnist_gn
+    slimnorm-train --dataset_name tfrecord --dataset_dir /data/flowers \\
+        --model_name inception_v2 --checkpoint_path runs/imagenet \\
+        --checkpoint_exclude_scopes InceptionV2/Logits \\
+        --trainable_scopes InceptionV2/Logits --train_dir runs/flowers
 
-Re-running on the same --train_dir resumes from its latest checkpoint.
-SIGINT/SIGTERM save a checkpoint and exit 0. See slimnorm/train/loop.py.
+The flags are research/slim's train_image_classifier's (the older spellings
+--model, --dataset, --data_dir, --max_steps, --image_size, --split still
+work). Re-running on the same --train_dir resumes from its latest checkpoint;
+--checkpoint_path only warm-starts a train_dir without one. SIGINT/SIGTERM
+save a checkpoint and exit 0; a bad TFRecord saves one and exits 1. See
+slimnorm/train/loop.py.
 """
 import sys
 
 from slimnorm.choices import LR_SCHEDULES, OPTIMIZERS
 from slimnorm.cli import common
-from slimnorm.train.config import TrainConfig  # no TensorFlow: flags are checked first
+from slimnorm.train.config import TrainConfig, split_scopes  # no TensorFlow: checked first
 
 TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'learning_rate', 'lr_schedule',
                'warmup_steps', 'optimizer', 'momentum', 'weight_decay', 'clip_gradient_norm',
                'moving_average_decay', 'save_every_steps', 'save_every_secs', 'max_to_keep',
                'log_every_steps', 'seed')
+# research/slim's split and fine-tuning flags (set as they are given).
+FINE_TUNING_FLAGS = ('split', 'checkpoint_path', 'ignore_missing_vars', 'freeze_batch_norm')
 
 
 def build_parser(prog='slimnorm-train'):
     defaults = TrainConfig()
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
-    common.add_model_arguments(parser)
+    common.add_model_arguments(parser, image_size_flag='--train_image_size')
     add = parser.add_argument
     add('--train_dir', default=defaults.train_dir, help='checkpoints and summaries')
     add('--batch_size', type=int, default=defaults.batch_size)
-    add('--max_steps', type=int, default=defaults.max_steps)
+    add('--max_number_of_steps', '--max_steps', dest='max_steps', type=int,
+        default=defaults.max_steps)
     add('--learning_rate', type=float, default=defaults.learning_rate)
     add('--lr_schedule', default=defaults.lr_schedule,
         help='|'.join(LR_SCHEDULES) + ' (step: x0.1 at 50%% and 75%% of max_steps)')
@@ -47,8 +58,30 @@ def build_parser(prog='slimnorm-train'):
     add('--max_to_keep', type=int, default=defaults.max_to_keep)
     add('--log_every_steps', type=int, default=defaults.log_every_steps)
     add('--seed', type=int, default=defaults.seed)
+    add_slim_arguments(parser, defaults)
     add_scale_out_arguments(parser, defaults)
     return parser
+
+
+def add_slim_arguments(parser, defaults):
+    """TFRecord input, split and fine-tuning: research/slim's flags."""
+    common.add_tfrecord_arguments(parser)
+    add = parser.add_argument
+    add('--dataset_split_name', '--split', dest='split', default=defaults.split,
+        help='split to train on (TFRecords: train, ...; in-memory sets: train)')
+    add('--checkpoint_path', help='warm-start a train_dir that has no checkpoint yet '
+        'from this checkpoint (a prefix or a directory)')
+    add('--checkpoint_exclude_scopes', default='',
+        help='comma-separated scopes not restored from --checkpoint_path, e.g. '
+        'SmallConvNet/logits')
+    add('--trainable_scopes', default='',
+        help='comma-separated scopes whose variables are trained (default: all)')
+    add('--ignore_missing_vars', action='store_true',
+        help='variables missing from --checkpoint_path keep their initial values '
+        '(default: an error listing them)')
+    add('--freeze_batch_norm', action='store_true',
+        help='batch norm normalizes with its moving statistics and updates neither '
+        'them nor gamma/beta (is_training=False, trainable=False)')
 
 
 # --- scale-out flags (research/slim's names; slimnorm.train.clones/.cluster/.distributed) ---
@@ -94,19 +127,25 @@ def run_scale_out(config, log=print):
 def run(args):
     """Trains with the parsed flags; returns the exit code."""
     fields = common.model_fields_from_args(args)
-    fields.update({name: getattr(args, name) for name in TRAIN_FLAGS + SCALE_OUT_FLAGS})
+    fields.update({name: getattr(args, name)
+                   for name in TRAIN_FLAGS + FINE_TUNING_FLAGS + SCALE_OUT_FLAGS})
+    fields.update(checkpoint_exclude_scopes=split_scopes(args.checkpoint_exclude_scopes),
+                  trainable_scopes=split_scopes(args.trainable_scopes))
     config = TrainConfig(**fields).check()
     from slimnorm.train import loop  # TensorFlow from here on
     from slimnorm.train.cluster import ClusterTimeoutError
     try:
         result = run_scale_out(config) or loop.train(config)
-    except (loop.TrainingDivergedError, ClusterTimeoutError) as err:
+    except (loop.TrainingDivergedError, loop.BadRecordError, ClusterTimeoutError) as err:
         print(f'{args.prog}: {err}', file=sys.stderr)
         return 1
     if 'global_step' not in result:  # a ps task
         print(f'Done: ps task {result["task_index"]}', flush=True)
         return 0
-    print(f'Done: step {result["global_step"]}, checkpoint {result["checkpoint"]}', flush=True)
+    skipped = (f', {result["skipped_records"]} corrupt records skipped'
+               if config.skip_corrupt_records else '')
+    print(f'Done: step {result["global_step"]}, checkpoint {result["checkpoint"]}{skipped}',
+          flush=True)
     return 0
 
 

@@ -26,15 +26,9 @@ pipeline that derives one seed per element gives the same images whatever
 import tensorflow as tf
 
 from slimnorm import checks
-from slimnorm.choices import MODELS
+from slimnorm.choices import DEFAULT_PREPROCESSING, PREPROCESSINGS
 
 tf1 = tf.compat.v1
-
-PREPROCESSINGS = ('inception', 'light')
-# research/slim's preprocessing_factory chose per model: inception* and the
-# ImageNet networks -> inception; our small network is for small images.
-DEFAULT_PREPROCESSING = {'inception_v2': 'inception', 'small_convnet': 'light'}
-assert set(DEFAULT_PREPROCESSING) == set(MODELS)
 
 # slim's distorted_bounding_box_crop defaults.
 MIN_OBJECT_COVERED = 0.1
@@ -194,8 +188,9 @@ def get_preprocessing(name, is_training):
     """research/slim's `preprocessing_factory.get_preprocessing`.
 
     Args:
-      name: one of PREPROCESSINGS, or a model name of `slimnorm.choices.MODELS`
-        (its default, DEFAULT_PREPROCESSING, as slim's factory chose).
+      name: one of `slimnorm.choices.PREPROCESSINGS`, or a model name of
+        `slimnorm.choices.MODELS` (its default, DEFAULT_PREPROCESSING, as
+        slim's factory chose).
       is_training: True for the training path, False for evaluation.
 
     Returns:

@@ -107,21 +107,21 @@ def find_dataset(dataset_dir, split, dataset_name=None, labels_offset=0,
         and no num_classes, or labels_offset not below the class count.
     """
     checks.integer(labels_offset, 'labels_offset', minimum=0)
-    if not os.path.isdir(dataset_dir):
-        raise ValueError(f'dataset_dir={dataset_dir!r} is not a directory')
     patterns = file_patterns(split, dataset_name)
+    if not os.path.isdir(dataset_dir):
+        parent = os.path.dirname(os.path.abspath(dataset_dir))
+        raise ValueError(f'dataset_dir={dataset_dir!r} is not a directory (split {split!r} '
+                         f'would be looked for as {", ".join(patterns)}); {parent} holds '
+                         f'{_listing(parent)}')
     files = ()
     for pattern in patterns:
         files = tuple(sorted(glob.glob(os.path.join(glob.escape(dataset_dir), pattern))))
         if files:
             break
     if not files:
-        present = sorted(os.listdir(dataset_dir))
-        shown = ', '.join(present[:10]) + (f', ... ({len(present)} in all)'
-                                            if len(present) > 10 else '')
         raise ValueError(f'no TFRecord files for split {split!r} in {dataset_dir}: '
                          f'tried {", ".join(patterns)}; the directory holds '
-                         f'{shown or "nothing"}')
+                         f'{_listing(dataset_dir)}')
     names = {}
     if os.path.exists(os.path.join(dataset_dir, LABELS_FILENAME)):
         names = read_label_file(dataset_dir)
@@ -141,13 +141,47 @@ def find_dataset(dataset_dir, split, dataset_name=None, labels_offset=0,
                      if label >= labels_offset})
 
 
-def decode(serialized, channels=3):
-    """One serialized Example -> (uint8 [h, w, channels] image, int64 label)."""
+# The first bytes of the formats tf.io.decode_image reads.
+IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF8', b'BM')
+
+
+def _listing(directory, limit=10):
+    """The first entries of ``directory``, for an error message."""
+    if not os.path.isdir(directory):
+        return 'nothing (it does not exist)'
+    present = sorted(os.listdir(directory))
+    shown = ', '.join(present[:limit]) + (f', ... ({len(present)} in all)'
+                                          if len(present) > limit else '')
+    return shown or 'nothing'
+
+
+def decode(serialized, channels=3, num_classes=None, labels_offset=0):
+    """One serialized Example -> (uint8 [h, w, channels] image, int64 label).
+
+    Bad records fail when the element is computed, with an
+    InvalidArgumentError whose message names what is wrong: a missing key
+    (TensorFlow's "Feature: image/encoded ... is required"), bytes that are
+    no JPEG/PNG/GIF/BMP (with the record's ``image/format``), bytes that do
+    not decode, and, given ``num_classes``, a label that is not in
+    ``[0, num_classes)`` once ``labels_offset`` is subtracted.
+    """
     features = tf.io.parse_single_example(serialized, FEATURES)
-    image = tf.io.decode_image(features['image/encoded'], channels=channels,
-                               expand_animations=False)
+    encoded = features['image/encoded']
+    known = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+                           for magic in IMAGE_MAGIC])
+    checked = [tf.debugging.Assert(known, [
+        'image/encoded is not JPEG, PNG, GIF or BMP bytes; its image/format is',
+        features['image/format']])]
+    label = features['image/class/label'] - labels_offset
+    if num_classes is not None:
+        checked.append(tf.debugging.Assert(
+            tf.logical_and(label >= 0, label < num_classes),
+            [f'image/class/label minus labels_offset {labels_offset} is outside '
+             f'[0, {num_classes}):', label]))
+    with tf.control_dependencies(checked):
+        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
     image.set_shape([None, None, channels])
-    return image, features['image/class/label']
+    return image, label
 
 
 def _sharded_files(info, num_shards, shard_index):
@@ -165,8 +199,14 @@ def _sharded_files(info, num_shards, shard_index):
 def read_batches(info, batch_size, image_size, preprocessing_name='inception',
                  is_training=True, num_readers=4, num_preprocessing_threads=4,
                  shuffle_buffer=1024, seed=0, num_shards=1, shard_index=0,
-                 channels=3, repeat=None):
+                 channels=3, repeat=None, skip_corrupt=False, with_positions=False):
     """A batched ``tf.data.Dataset`` of (images [-1, 1], labels) of one split.
+
+    A bad record (see `decode`) fails the batch that holds it with an
+    InvalidArgumentError naming the problem; ``skip_corrupt`` drops such
+    records instead. ``with_positions`` adds a third element, each record's
+    position in the stream (0, 1, ... before the records are dropped), from
+    which the dropped ones can be counted (`slimnorm.train.inputs.SkipCounter`).
 
     Args:
       info: a `DatasetInfo` from `find_dataset`.
@@ -182,6 +222,8 @@ def read_batches(info, batch_size, image_size, preprocessing_name='inception',
         or every num_shards-th record when there are fewer files than workers.
       channels: channels decoded (3: grey images become RGB).
       repeat: repeat forever (default: when training).
+      skip_corrupt: drop bad records instead of failing.
+      with_positions: yield (images, labels, positions).
     """
     checks.integer(batch_size, 'batch_size', minimum=1)
     checks.integer(image_size, 'image_size', minimum=1)
@@ -206,16 +248,18 @@ def read_batches(info, batch_size, image_size, preprocessing_name='inception',
     if repeat if repeat is not None else is_training:
         records = records.repeat()
     stream_seed = seed * num_shards + shard_index
-    offset = info.labels_offset
 
     def parse(index, serialized):
-        image, label = decode(serialized, channels)
+        image, label = decode(serialized, channels, info.num_classes, info.labels_offset)
         image = preprocess(image, image_size, image_size,
                            seed=tf.stack([tf.constant(stream_seed, tf.int64), index]))
         image.set_shape([image_size, image_size, channels])
-        return image, label - offset
+        return (image, label, index) if with_positions else (image, label)
 
-    batches = records.enumerate().map(
+    examples = records.enumerate().map(
         parse, num_parallel_calls=num_preprocessing_threads, deterministic=True)
-    return batches.batch(batch_size, drop_remainder=is_training).prefetch(
+    if skip_corrupt:
+        examples = examples.ignore_errors()
+    return examples.batch(batch_size, drop_remainder=is_training).prefetch(
         tf.data.AUTOTUNE)
+

@@ -2,6 +2,10 @@
 
 - `slimnorm.train.config`: what a run is (TensorFlow-free): the configs and
   their checks, the run_config.json written beside the checkpoints;
+- `slimnorm.train.inputs`: the batch a graph is built on: in-memory sets
+  fed through feed_dict, or slim-format TFRecords through tf.data;
+- `slimnorm.train.warm_start`: fine-tuning from a checkpoint (slim's
+  --checkpoint_path, --checkpoint_exclude_scopes, --trainable_scopes);
 - `slimnorm.train.loop`: the Session training loop (resume, signals,
   checkpoints, summaries);
 - `slimnorm.train.evaluation`: accuracy of a checkpoint, and watching a

@@ -214,7 +214,8 @@ def build_classifier_clones(config, images, labels, num_classes, worker_device='
 
     def model_fn(clone_images, clone_labels):
         logits, _ = config.build_logits(clone_images, num_classes, is_training=True,
-                                        weight_decay=config.weight_decay)
+                                        weight_decay=config.weight_decay,
+                                        freeze_batch_norm=config.freeze_batch_norm)
         return logits, tf1.losses.sparse_softmax_cross_entropy(clone_labels, logits)
 
     with tf.device(worker_device or None):

@@ -111,6 +111,11 @@ def check_cluster_fields(config):
         return
     plan = ClusterPlan(ps_hosts, worker_hosts, config.job_name, config.task_index)
     check_plan(plan)
+    if getattr(config, 'checkpoint_path', None):
+        raise ValueError(f'checkpoint_path={config.checkpoint_path!r} with job_name='
+                         f'{config.job_name!r}: fine-tuning is not supported in a cluster yet; '
+                         'accepted: fine-tune in one process, then resume that train_dir '
+                         'in the cluster')
     if config.replicas_to_aggregate > plan.num_workers and config.sync_replicas:
         raise ValueError(f'replicas_to_aggregate={config.replicas_to_aggregate} with '
                          f'{plan.num_workers} workers; accepted: 0 (all workers) to '

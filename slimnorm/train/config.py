@@ -18,12 +18,26 @@ import json
 import os
 
 from slimnorm import checks
-from slimnorm.choices import DATASETS, LR_SCHEDULES, MODELS, OPTIMIZERS, SPLITS, normalizer_names
+from slimnorm.choices import (
+    DEFAULT_PREPROCESSING,
+    INPUT_DATASETS,
+    LR_SCHEDULES,
+    MODELS,
+    OPTIMIZERS,
+    PREPROCESSINGS,
+    SPLITS,
+    TFRECORD,
+    normalizer_names,
+)
 
 RUN_CONFIG_FILE = 'run_config.json'
 # The fields that decide which variables a checkpoint holds: a train_dir
 # cannot be resumed with other values.
 GRAPH_FIELDS = ('model', 'dataset', 'normalizer', 'model_kwargs', 'image_size')
+# How the images are read and preprocessed: evaluation takes them from the
+# run's config too, unless flags say otherwise.
+INPUT_FIELDS = ('data_dir', 'labels_offset', 'preprocessing_name')
+NORMALIZERS_WITH_MOVING_STATISTICS = ('batch', 'batch_renorm')
 
 
 @dataclasses.dataclass
@@ -39,15 +53,27 @@ class ModelConfig:
     image_size: int = 0
     # Intra- and inter-op threads of the session (0: TensorFlow decides).
     threads: int = 0
+    # dataset='tfrecord' (slim-format TFRecords in data_dir) only: how they
+    # are read (`slimnorm.data.tfrecord.read_batches`); None: the model's
+    # default preprocessing, as research/slim's preprocessing_factory.
+    preprocessing_name: str = None
+    labels_offset: int = 0
+    num_readers: int = 4
+    num_preprocessing_threads: int = 4
+    skip_corrupt_records: bool = False
 
     def check(self):
         """Raises ValueError or TypeError for a field outside what is accepted; returns self."""
         checks.one_of(self.model, MODELS, 'model')
-        checks.one_of(self.dataset, DATASETS, 'dataset')
+        checks.one_of(self.dataset, INPUT_DATASETS, 'dataset')
         checks.one_of(self.normalizer, normalizer_names(), 'normalizer')
-        if self.dataset == 'mnist_dir' and not self.data_dir:
-            raise ValueError(f'data_dir={self.data_dir!r} with dataset=mnist_dir; accepted: '
-                             'the directory holding train-images-idx3-ubyte.gz etc.')
+        if self.dataset in ('mnist_dir', TFRECORD) and not self.data_dir:
+            what = ('the directory of slim-format TFRecords and labels.txt'
+                    if self.dataset == TFRECORD else
+                    'the directory holding train-images-idx3-ubyte.gz etc.')
+            raise ValueError(f'data_dir={self.data_dir!r} with dataset={self.dataset}; '
+                             f'accepted: --dataset_dir, {what}')
+        self._check_input_fields()
         if self.dataset == 'digits' and self.data_dir:
             raise ValueError(f'data_dir={self.data_dir!r} is not used by dataset=digits; '
                              'accepted: no data_dir')
@@ -63,24 +89,60 @@ class ModelConfig:
         checks.integer(self.threads, 'threads', minimum=0)
         return self
 
+    def _check_input_fields(self):
+        if self.preprocessing_name is not None:
+            checks.one_of(self.preprocessing_name, PREPROCESSINGS, 'preprocessing_name')
+        checks.integer(self.labels_offset, 'labels_offset', minimum=0)
+        checks.integer(self.num_readers, 'num_readers', minimum=1)
+        checks.integer(self.num_preprocessing_threads, 'num_preprocessing_threads', minimum=1)
+        checks.boolean(self.skip_corrupt_records, 'skip_corrupt_records')
+        if self.dataset != TFRECORD:
+            changed = [name for name in ('preprocessing_name', 'labels_offset',
+                                         'skip_corrupt_records')
+                       if getattr(self, name) != getattr(ModelConfig, name)]
+            if changed:
+                raise ValueError(f'{changed[0]}={getattr(self, changed[0])!r} with '
+                                 f'dataset_name={self.dataset}; accepted: only with '
+                                 f'dataset_name={TFRECORD}')
+
+    @property
+    def preprocessing(self):
+        """The preprocessing of a TFRecord run: the flag, or the model's default."""
+        return self.preprocessing_name or DEFAULT_PREPROCESSING[self.model]
+
     @property
     def normalizer_name(self):
         """The normalizer as nets_factory takes it ('none' -> None)."""
         return None if self.normalizer == 'none' else self.normalizer
 
-    def network_fn(self, num_classes, is_training, weight_decay=0.0):
-        """nets_factory's network function; unknown model_kwargs -> ValueError."""
+    def network_fn(self, num_classes, is_training, weight_decay=0.0, freeze_batch_norm=False):
+        """nets_factory's network function; unknown model_kwargs -> ValueError.
+
+        ``freeze_batch_norm`` builds every batch norm with ``is_training=False``
+        and ``trainable=False`` (through ``normalizer_params``, which the
+        networks' arg scopes do not override) while the rest of the network,
+        dropout included, follows ``is_training``.
+        """
         from nets import nets_factory
+        kwargs = dict(self.model_kwargs)
+        if freeze_batch_norm:
+            kwargs['normalizer_params'] = dict(kwargs.get('normalizer_params') or {},
+                                               is_training=False, trainable=False)
         return nets_factory.get_network_fn(
             self.model, num_classes, weight_decay=weight_decay, is_training=is_training,
-            normalizer=self.normalizer_name, **self.model_kwargs)
+            normalizer=self.normalizer_name, **kwargs)
 
-    def build_logits(self, images, num_classes, is_training, weight_decay=0.0):
-        """The network on ``images``; returns ``(logits, end_points)``."""
+    def build_logits(self, images, num_classes, is_training, weight_decay=0.0,
+                     freeze_batch_norm=False):
+        """The network on ``images``; returns ``(logits, end_points)``.
+
+        Images of another size than ``image_size`` (when set) are resized.
+        """
         import tensorflow as tf
-        network_fn = self.network_fn(num_classes, is_training, weight_decay)
-        if self.image_size:
-            images = tf.image.resize(images, [self.image_size, self.image_size])
+        network_fn = self.network_fn(num_classes, is_training, weight_decay, freeze_batch_norm)
+        size = self.image_size
+        if size and tuple(images.shape[1:3]) != (size, size):
+            images = tf.image.resize(images, [size, size])
         return network_fn(images)
 
     def load_data(self):
@@ -119,6 +181,20 @@ class TrainConfig(ModelConfig):
     max_to_keep: int = 5
     log_every_steps: int = 100
     seed: int = 0
+    # Which split to train on (TFRecords: any split the directory holds).
+    split: str = 'train'
+    # Fine-tuning, as research/slim's train_image_classifier: a run whose
+    # train_dir has no checkpoint yet starts from checkpoint_path (a file
+    # prefix or a directory), without the variables under
+    # checkpoint_exclude_scopes; variables the checkpoint lacks are an error
+    # unless ignore_missing_vars. trainable_scopes: train only these.
+    checkpoint_path: str = None
+    checkpoint_exclude_scopes: tuple = ()
+    trainable_scopes: tuple = ()
+    ignore_missing_vars: bool = False
+    # Batch norm normalizes with its moving statistics, which stay as they
+    # are, and its gamma/beta are not trained (see docs/training_notes.md).
+    freeze_batch_norm: bool = False
     # --- scale-out (slimnorm.train.clones, .cluster, .distributed) ---
     # research/slim's --num_clones/--clone_on_cpu: towers in one process;
     # batch_size is per clone.
@@ -143,6 +219,7 @@ class TrainConfig(ModelConfig):
 
     def check(self):
         super().check()
+        self._check_fine_tuning()
         check_scale_out(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
@@ -160,7 +237,47 @@ class TrainConfig(ModelConfig):
         checks.integer(self.max_to_keep, 'max_to_keep', minimum=1)
         checks.integer(self.log_every_steps, 'log_every_steps', minimum=1)
         checks.integer(self.seed, 'seed', minimum=0)
+        _check_split(self.split, self.dataset)
         return self
+
+    def _check_fine_tuning(self):
+        for name in ('checkpoint_exclude_scopes', 'trainable_scopes'):
+            _check_scopes(getattr(self, name), name)
+        checks.boolean(self.ignore_missing_vars, 'ignore_missing_vars')
+        checks.boolean(self.freeze_batch_norm, 'freeze_batch_norm')
+        if not self.checkpoint_path:
+            used = [name for name in ('checkpoint_exclude_scopes', 'ignore_missing_vars')
+                    if getattr(self, name)]
+            if used:
+                raise ValueError(f'{used[0]}={getattr(self, used[0])!r} without '
+                                 'checkpoint_path; accepted: only with a checkpoint_path '
+                                 'to fine-tune from')
+        else:
+            from slimnorm import checkpoints
+            checkpoints.check_path(self.checkpoint_path)
+        if self.freeze_batch_norm and self.normalizer not in NORMALIZERS_WITH_MOVING_STATISTICS:
+            raise ValueError(f'freeze_batch_norm=True with normalizer={self.normalizer!r}; '
+                             f'accepted: normalizer {" or ".join(NORMALIZERS_WITH_MOVING_STATISTICS)}'
+                             ' (the others have no moving statistics to freeze)')
+
+
+def _check_scopes(scopes, name):
+    if isinstance(scopes, str) or not all(isinstance(s, str) and s.strip() for s in scopes):
+        raise TypeError(f'{name} must be a list of scope names, got {scopes!r}.')
+
+
+def _check_split(split, dataset):
+    if dataset == TFRECORD:
+        if not isinstance(split, str) or not split.strip():
+            raise ValueError(f'dataset_split_name={split!r}; accepted: the split of the '
+                             'TFRecord files (train, validation, ...)')
+    else:
+        checks.one_of(split, SPLITS, 'dataset_split_name')
+
+
+def split_scopes(text):
+    """slim's comma-separated scope flag -> a tuple of scope names."""
+    return tuple(scope.strip() for scope in (text or '').split(',') if scope.strip())
 
 
 def clone_device_count(num_clones, clone_on_cpu):
@@ -193,7 +310,7 @@ class EvalConfig(ModelConfig):
     def check(self):
         super().check()
         checks.integer(self.batch_size, 'batch_size', minimum=1)
-        checks.one_of(self.split, SPLITS, 'split')
+        _check_split(self.split, self.dataset)
         checks.optional_fraction(self.moving_average_decay, 'moving_average_decay')
         if isinstance(self.checkpoint_exclude_scopes, str):
             raise TypeError('checkpoint_exclude_scopes must be a list of scopes, not one '

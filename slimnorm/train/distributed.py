@@ -21,9 +21,10 @@ What each task does:
   initialized the variables, then train; a worker killed and restarted
   rejoins the same way. They write nothing to ``train_dir``.
 
-Data: worker ``i`` of ``n`` trains on the training examples ``i, i+n, ...``
-(its shard), in the order of a ``BatchSchedule`` seeded by ``seed + i`` and
-indexed by the global step.
+Data: worker ``i`` of ``n`` reads shard ``i`` of ``n``
+(``slimnorm.train.inputs.train_inputs``): the in-memory examples ``i, i+n,
+...`` in a ``BatchSchedule`` order seeded by ``seed + i`` and indexed by the
+global step, or its share of the TFRecord files.
 
 Synchronous training (``sync_replicas``): each step averages the gradients
 of ``replicas_to_aggregate`` workers (default: all), gradients computed on
@@ -53,9 +54,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from slimnorm.data import datasets
 from slimnorm.train import cluster, loop
 from slimnorm.train import config as run_config
+from slimnorm.train import inputs as train_inputs
 
 tf1 = tf.compat.v1
 
@@ -83,11 +84,6 @@ def run_task(config, plan, log=loop._print):
     return result
 
 
-def worker_shard(num_examples, plan):
-    """Indices of the training examples worker ``plan.task_index`` trains on."""
-    return np.arange(num_examples)[plan.task_index::plan.num_workers]
-
-
 def _prepare_train_dir(config, log):
     os.makedirs(config.train_dir, exist_ok=True)
     if tf.train.latest_checkpoint(config.train_dir):
@@ -97,7 +93,7 @@ def _prepare_train_dir(config, log):
     run_config.write_run_config(config.train_dir, config)
 
 
-def _build(config, plan, data):
+def _build(config, plan, start_step):
     """The worker's graph: variables on the ps tasks, the rest on this worker."""
     worker_device = plan.task_device
     setter = tf1.train.replica_device_setter(cluster=plan.cluster_spec(),
@@ -109,7 +105,9 @@ def _build(config, plan, data):
                 optimizer, replicas_to_aggregate=config.replicas_to_aggregate or plan.num_workers,
                 total_num_replicas=plan.num_workers)
     with tf1.device(setter):
-        model = loop.build_train_graph(config, data.image_shape, data.num_classes,
+        data = train_inputs.train_inputs(config, start_step, num_shards=plan.num_workers,
+                                         shard_index=plan.task_index)
+        model = loop.build_train_graph(config, data.images, data.labels, data.num_classes,
                                        worker_device=worker_device, variables_device=setter,
                                        wrap_optimizer=wrap)
         hooks = [tf1.train.StopAtStepHook(last_step=config.max_steps)]
@@ -118,7 +116,7 @@ def _build(config, plan, data):
         # Global variables only: the local ones are this worker's own.
         uninitialized = (None if plan.is_chief
                          else tf1.report_uninitialized_variables(tf1.global_variables()))
-    return model, hooks, uninitialized
+    return data, model, hooks, uninitialized
 
 
 def _checkpoint_every(config):
@@ -138,17 +136,14 @@ def _session_config(config, plan):
 
 def train_worker(config, plan, server, log=loop._print):
     """Trains as worker ``plan.task_index`` until the global step reaches max_steps."""
-    data = config.load_data()
+    latest = None
     if plan.is_chief:
         _prepare_train_dir(config, log)
         latest = tf.train.latest_checkpoint(config.train_dir)
         log(f'worker 0: restoring {latest}' if latest else 'worker 0: initializing the variables')
-    shard = worker_shard(len(data.train_labels), plan)
-    schedule = datasets.BatchSchedule(len(shard), config.batch_size * config.num_clones,
-                                      config.seed + plan.task_index)
     graph = tf.Graph()
     with graph.as_default():
-        model, hooks, uninitialized = _build(config, plan, data)
+        data, model, hooks, uninitialized = _build(config, plan, loop._saved_step(latest))
         scaffold = tf1.train.Scaffold(saver=model.saver, summary_op=model.summary)
     steps, secs = _checkpoint_every(config)
     session_config = _session_config(config, plan)
@@ -161,6 +156,7 @@ def train_worker(config, plan, server, log=loop._print):
     result = {'loss': None, 'train_accuracy': None, 'examples_per_sec': None,
               'job_name': 'worker', 'task_index': plan.task_index}
     window = []
+    examples_per_step = config.batch_size * config.num_clones
     try:
         with graph.as_default(), tf1.train.MonitoredTrainingSession(
                 master=server.target, is_chief=plan.is_chief, checkpoint_dir=config.train_dir,
@@ -175,20 +171,17 @@ def train_worker(config, plan, server, log=loop._print):
                 lambda step_context: step_context.session.run(model.global_step)))
             log(f'worker {plan.task_index}: training from global step {step} to '
                 f'{config.max_steps} ({"sync" if config.sync_replicas else "async"}, '
-                f'{len(shard)} examples in its shard)')
+                f'shard {plan.task_index} of {plan.num_workers}: {data.description})')
             window_start = time.time()
             while not sess.should_stop() and stop.signal_name is None:
-                idx = shard[schedule.indices(step)]
-                feed = {model.images: data.train_images[idx],
-                        model.labels: data.train_labels[idx]}
                 loss, accuracy, step = sess.run(
-                    [model.train_op, model.accuracy, model.step_after], feed)
+                    [model.train_op, model.accuracy, model.step_after], data.feed(step))
                 window.append((loss, accuracy))
                 if len(window) == config.log_every_steps:
                     elapsed = time.time() - window_start
                     result.update(loss=float(np.mean([w[0] for w in window])),
                                   train_accuracy=float(np.mean([w[1] for w in window])),
-                                  examples_per_sec=len(window) * len(idx) / elapsed)
+                                  examples_per_sec=len(window) * examples_per_step / elapsed)
                     log(f'worker {plan.task_index}: global step {step}/{config.max_steps}  '
                         f'loss {result["loss"]:.4f}  train_acc {result["train_accuracy"]:.3f}  '
                         f'{result["examples_per_sec"]:.0f} ex/s')

@@ -15,12 +15,18 @@ As slim's ``eval_image_classifier``: ``moving_average_decay`` restores every
 model variable from its ExponentialMovingAverage shadow, and
 ``checkpoint_exclude_scopes`` leaves scopes at their initializers (partial
 restores). Names the checkpoint lacks are reported before restoring.
+
+The data come from `slimnorm.train.inputs`: an in-memory split fed in
+batches, or (``dataset='tfrecord'``) every record of a TFRecord split read
+once with the evaluation preprocessing; a bad record is a ValueError naming
+the split and the problem.
 """
 import os
 
 import tensorflow as tf
 
 from slimnorm import checkpoints, training
+from slimnorm.train import inputs
 
 tf1 = tf.compat.v1
 
@@ -30,31 +36,27 @@ class Evaluator:
 
     def __init__(self, config, data=None):
         self.config = config.check()
-        self.data = data or config.load_data()
-        self.images, self.labels = self.data.split(config.split)
+        self._data = data
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._build()
         self.graph.finalize()
 
     def _build(self):
-        config, data = self.config, self.data
-        self.images_ph = tf1.placeholder(tf.float32, (None,) + data.image_shape, name='images')
-        self.labels_ph = tf1.placeholder(tf.int64, [None], name='labels')
+        config = self.config
+        self.data = data = inputs.eval_inputs(config, self._data)
         self.logits, self.end_points = config.build_logits(
-            self.images_ph, data.num_classes, is_training=config.batch_stats)
-        logits = self.logits
+            data.images, data.num_classes, is_training=config.batch_stats)
+        logits, labels = self.logits, data.labels
         self.global_step = tf1.train.get_or_create_global_step()
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.labels_ph,
-                                                                logits=logits)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         self.top_k = min(5, data.num_classes)
         self.sums = {
+            'count': tf.size(labels, out_type=tf.int64),
             'loss': tf.reduce_sum(losses),
-            'top1': tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), self.labels_ph),
-                                          tf.int64)),
+            'top1': tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64)),
             'top5': tf.reduce_sum(tf.cast(
-                tf.nn.in_top_k(predictions=logits, targets=self.labels_ph, k=self.top_k),
-                tf.int64)),
+                tf.nn.in_top_k(predictions=logits, targets=labels, k=self.top_k), tf.int64)),
         }
         self.var_map = training.variables_to_restore(
             exclude_scopes=list(config.checkpoint_exclude_scopes),
@@ -85,13 +87,18 @@ class Evaluator:
             sess.run(self.init)  # excluded scopes keep their initial values
             self.saver.restore(sess, checkpoint)
             step = int(sess.run(self.global_step))
-            for start in range(0, len(self.labels), self.config.batch_size):
-                stop = start + self.config.batch_size
-                batch = sess.run(self.sums, {self.images_ph: self.images[start:stop],
-                                             self.labels_ph: self.labels[start:stop]})
-                for name, value in batch.items():
-                    totals[name] += float(value)
-        n = len(self.labels)
+            try:
+                for batch in self.data.run_batches(sess, self.sums):
+                    for name, value in batch.items():
+                        totals[name] += float(value)
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+                problem = inputs.input_error(err, self.data.source)
+                if not problem:
+                    raise
+                raise ValueError(problem) from None
+        n = int(totals['count'])
+        if n == 0:
+            raise ValueError(f'{self.data.source} holds no examples')
         metrics = {'checkpoint': checkpoint, 'global_step': step,
                    'dataset': self.data.name, 'split': self.config.split,
                    'num_examples': n, 'top1': totals['top1'] / n,

@@ -11,8 +11,8 @@ What the loop guarantees:
 - checkpoints ``<train_dir>/model.ckpt-<step>`` hold every global variable:
   weights, batch-norm moving statistics, optimizer slots, the global step;
 - a run restarted on the same ``train_dir`` resumes from the latest
-  checkpoint, at its global step, on the same batches it would have seen
-  (``slimnorm.data.datasets.BatchSchedule``);
+  checkpoint, at its global step (the in-memory sets: on the same batches
+  it would have seen, ``slimnorm.data.datasets.BatchSchedule``);
 - SIGINT/SIGTERM finish the current step, save a checkpoint and return;
 - ``tf.train.latest_checkpoint`` only ever names a complete checkpoint:
   ``Saver.save`` first runs the save op, which writes the data file under a
@@ -27,12 +27,18 @@ What the loop guarantees:
   ``.meta`` is written after the state file, so it could be left truncated);
   TensorBoard gets the graph from the event file.
 
-Input: numpy batches through ``feed_dict``, drawn by
-``slimnorm.data.datasets.BatchSchedule``: the batch order is a function of
-``(seed, step)``, so a resumed run sees exactly the batches it would have
-seen, and the training images never become a graph constant. On the
-project's CPU machines it was as fast as a ``tf.data`` pipeline
-(measurements in docs/training_notes.md).
+Input (`slimnorm.train.inputs`): the in-memory sets are fed as numpy
+batches through ``feed_dict``, drawn by ``slimnorm.data.datasets.BatchSchedule``
+(the batch order is a function of ``(seed, step)``, so a resumed run sees
+exactly the batches it would have seen); ``dataset='tfrecord'`` reads
+research/slim-format TFRecords through a tf.data pipeline in the graph (a
+resumed run restarts at its saved step, on other batches). A bad record stops
+training with :class:`BadRecordError` after a checkpoint of the current step
+is saved; with ``skip_corrupt_records`` bad records are dropped and counted.
+
+Fine-tuning (`slimnorm.train.warm_start`): a train_dir without a checkpoint
+starts from ``checkpoint_path`` when given, and ``trainable_scopes`` limits
+what is trained.
 """
 import dataclasses
 import math
@@ -46,9 +52,9 @@ import numpy as np
 import tensorflow as tf
 
 from slimnorm import training
-from slimnorm.data import datasets
-from slimnorm.train import clones
+from slimnorm.train import clones, warm_start
 from slimnorm.train import config as run_config
+from slimnorm.train import inputs as train_inputs
 
 tf1 = tf.compat.v1
 
@@ -101,9 +107,9 @@ def _optimizer(config, learning_rate):
     return tf1.train.GradientDescentOptimizer(learning_rate)
 
 
-def build_train_graph(config, image_shape, num_classes, worker_device='',
+def build_train_graph(config, images, labels, num_classes, worker_device='',
                       variables_device='/device:CPU:0', wrap_optimizer=None):
-    """Builds the training graph in the default graph; returns a TrainGraph.
+    """Builds the training graph on the batch ``images``, ``labels``; returns a TrainGraph.
 
     With ``config.num_clones > 1`` the network is cloned on the devices of
     ``slimnorm.train.clones`` (prefixed by ``worker_device``), its variables
@@ -111,15 +117,14 @@ def build_train_graph(config, image_shape, num_classes, worker_device='',
     SyncReplicasOptimizer constructor) wraps the optimizer.
     """
     tf1.set_random_seed(config.seed)
-    images = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
-    labels = tf1.placeholder(tf.int64, [None], name='labels')
     num_clones = getattr(config, 'num_clones', 1)
     if num_clones > 1:
         logits, cross_entropy, total_loss = clones.build_classifier_clones(
             config, images, labels, num_classes, worker_device, variables_device)
     else:
         logits, _ = config.build_logits(images, num_classes, is_training=True,
-                                        weight_decay=config.weight_decay)
+                                        weight_decay=config.weight_decay,
+                                        freeze_batch_norm=config.freeze_batch_norm)
         cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
         # Cross-entropy plus every regularization loss (the weight decay).
         total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
@@ -134,9 +139,11 @@ def build_train_graph(config, image_shape, num_classes, worker_device='',
     optimizer = _optimizer(config, learning_rate)
     if wrap_optimizer is not None:
         optimizer = wrap_optimizer(optimizer)
-    train_op = training.create_train_op(total_loss, optimizer, global_step=global_step,
-                                        clip_gradient_norm=config.clip_gradient_norm,
-                                        colocate_gradients_with_ops=num_clones > 1)
+    train_op = training.create_train_op(
+        total_loss, optimizer, global_step=global_step,
+        variables_to_train=warm_start.variables_to_train(config.trainable_scopes),
+        clip_gradient_norm=config.clip_gradient_norm,
+        colocate_gradients_with_ops=num_clones > 1)
     update_ops = training.check_update_ops(train_op)
     # Read after the step's increment (fetching global_step beside train_op
     # could read it before).
@@ -159,6 +166,10 @@ def build_train_graph(config, image_shape, num_classes, worker_device='',
 
 class TrainingDivergedError(RuntimeError):
     """The loss became inf or NaN; nothing was saved after it did."""
+
+
+class BadRecordError(RuntimeError):
+    """A TFRecord could not be read; a checkpoint of the step before it was saved."""
 
 
 class _StopRequest:
@@ -216,25 +227,29 @@ def train(config, log=_print):
     the last logging window), examples_per_sec, seconds.
     """
     config.check()
-    data = config.load_data()
     os.makedirs(config.train_dir, exist_ok=True)
-    if tf.train.latest_checkpoint(config.train_dir):
+    latest = tf.train.latest_checkpoint(config.train_dir)
+    if latest:
         _check_resumable(config)
-    run_config.write_run_config(config.train_dir, config)
-    # slim's batch_size is per clone: each step feeds num_clones batches.
-    examples_per_step = config.batch_size * config.num_clones
-    schedule = datasets.BatchSchedule(len(data.train_labels), examples_per_step, config.seed)
-
     graph = tf.Graph()
     with graph.as_default():
-        model = build_train_graph(config, data.image_shape, data.num_classes)
+        data = train_inputs.train_inputs(config, start_step=_saved_step(latest))
+        model = build_train_graph(config, data.images, data.labels, data.num_classes)
         init = tf1.global_variables_initializer()
+        warm = None
+        if config.checkpoint_path and not latest:
+            warm = warm_start.warm_start_fn(config.checkpoint_path,
+                                            config.checkpoint_exclude_scopes,
+                                            config.ignore_missing_vars, log)
     graph.finalize()
+    run_config.write_run_config(config.train_dir, config)
+    skips = train_inputs.SkipCounter() if data.positions is not None else None
+    # slim's batch_size is per clone: each step takes num_clones batches.
+    examples_per_step = config.batch_size * config.num_clones
     started = time.time()
     with tf1.Session(graph=graph, config=config.session_config()) as sess, \
             _StopRequest() as stop:
         writer = tf1.summary.FileWriter(config.train_dir, graph)
-        latest = tf.train.latest_checkpoint(config.train_dir)
         if latest:
             model.saver.restore(sess, latest)
             # Keep max_to_keep counting the checkpoints of earlier processes.
@@ -245,9 +260,11 @@ def train(config, log=_print):
                 log(f'Removed {path} (left by an interrupted save)')
         else:
             sess.run(init)
+            if warm:
+                warm(sess)
         step = start_step = int(sess.run(model.global_step))
-        log(f'Training {config.model} ({config.normalizer}) on {data.name} '
-            f'{data.image_shape}, {len(data.train_labels)} examples, from step {step} '
+        log(f'Training {config.model} ({config.normalizer}) on {data.description}, '
+            f'from step {step} '
             f'to {config.max_steps}, batch {config.batch_size}, {config.optimizer} '
             f'lr {config.learning_rate} {config.lr_schedule}; check_update_ops: the train '
             f'op runs all {model.update_op_count} UPDATE_OPS ops')
@@ -256,15 +273,22 @@ def train(config, log=_print):
         window_loss, window_acc, window_steps = [], [], 0
         result = {'loss': None, 'train_accuracy': None, 'examples_per_sec': None}
         while step < config.max_steps and stop.signal_name is None:
-            idx = schedule.indices(step)
-            feed = {model.images: data.train_images[idx], model.labels: data.train_labels[idx]}
             log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == config.max_steps
             fetches = [model.train_op, model.accuracy, model.step_after]
+            if skips is not None:
+                fetches.append(data.positions)
             if log_now:
                 fetches.append(model.summary)
             try:
-                values = sess.run(fetches, feed)
-            except tf.errors.InvalidArgumentError as err:
+                values = sess.run(fetches, data.feed(step))
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+                problem = train_inputs.input_error(err, data.source)
+                if problem:
+                    if checkpoint is None or not checkpoint.endswith(f'-{step}'):
+                        checkpoint = _save(sess, model, config, step, log)
+                    raise BadRecordError(
+                        f'{problem}; stopped at step {step}, checkpoint {checkpoint} saved. '
+                        'Fix or remove the record, or pass --skip_corrupt_records') from None
                 if 'LossTensor is inf or nan' not in err.message:
                     raise
                 raise TrainingDivergedError(
@@ -273,11 +297,13 @@ def train(config, log=_print):
                     f'{checkpoint}. Lower --learning_rate, add --warmup_steps or '
                     '--clip_gradient_norm') from None
             step = int(values[2])
+            if skips is not None:
+                skips.add(values[3])
             window_loss.append(values[0])
             window_acc.append(values[1])
             window_steps += 1
             if log_now:
-                writer.add_summary(values[3], step)
+                writer.add_summary(values[-1], step)
                 elapsed = time.time() - window_start
                 rate = window_steps * examples_per_step / max(elapsed, 1e-9)
                 eta = (config.max_steps - step) * examples_per_step / rate
@@ -286,7 +312,10 @@ def train(config, log=_print):
                 log(f'step {step}/{config.max_steps}  loss {result["loss"]:.4f}  '
                     f'train_acc {result["train_accuracy"]:.3f}  '
                     f'lr {sess.run(model.learning_rate):.4g}  {rate:.0f} ex/s  '
-                    f'epoch {schedule.epoch_of(step):.2f}  ETA {_format_eta(eta)}')
+                    + (f'epoch {step * examples_per_step / data.examples_per_epoch:.2f}  '
+                       if data.examples_per_epoch else '')
+                    + (f'skipped records {skips.skipped}  ' if skips is not None else '')
+                    + f'ETA {_format_eta(eta)}')
                 window_start, window_loss, window_acc, window_steps = time.time(), [], [], 0
             due = ((config.save_every_steps and step % config.save_every_steps == 0)
                    or (config.save_every_secs and
@@ -300,8 +329,16 @@ def train(config, log=_print):
             log(f'{stop.signal_name} received: stopped at step {step}')
         writer.close()
     result.update(global_step=step, start_step=start_step, checkpoint=checkpoint,
-                  interrupted=stop.signal_name, seconds=time.time() - started)
+                  interrupted=stop.signal_name, seconds=time.time() - started,
+                  skipped_records=skips.skipped if skips is not None else 0)
     return result
+
+
+def _saved_step(checkpoint):
+    """The global step stored in ``checkpoint`` (0 for None)."""
+    if not checkpoint:
+        return 0
+    return int(tf.train.load_checkpoint(checkpoint).get_tensor('global_step'))
 
 
 def remove_incomplete_checkpoints(train_dir):
