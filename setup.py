@@ -41,6 +41,8 @@ setup(
             "slimnorm-legacy = slimnorm.legacy.runner:main",
             "slimnorm-build-tfrecords = slimnorm.data.convert:main",
             "slimnorm-bench-input = slimnorm.bench.input_pipeline:main",
+            "slimnorm-launch-local-cluster = slimnorm.train.local_cluster:main",
+            "slimnorm-bench-scale-out = slimnorm.bench.scale_out:main",
         ],
     },
     extras_require={

@@ -43,7 +43,8 @@ class IncompleteSaverError(ValueError):
 
 def create_train_op(total_loss, optimizer, global_step=None, update_ops=None,
                     variables_to_train=None, clip_gradient_norm=0,
-                    summarize_gradients=False, check_numerics=True):
+                    summarize_gradients=False, check_numerics=True,
+                    colocate_gradients_with_ops=False):
     """Returns a tensor that runs one training step and evaluates to the loss.
 
     Like tf-slim's ``create_train_op``, with these differences:
@@ -67,6 +68,8 @@ def create_train_op(total_loss, optimizer, global_step=None, update_ops=None,
       clip_gradient_norm: 0 for no clipping, else the maximal global norm.
       summarize_gradients: add histogram and norm summaries per gradient.
       check_numerics: fail the step when the loss is inf or NaN.
+      colocate_gradients_with_ops: compute each gradient on the device of
+        its forward op (slim's flag; what clones on several devices need).
     """
     if not isinstance(total_loss, tf.Tensor) or total_loss.shape.rank not in (0, None):
         raise ValueError(f'total_loss={total_loss!r} must be a scalar tensor')
@@ -107,7 +110,9 @@ def create_train_op(total_loss, optimizer, global_step=None, update_ops=None,
             with tf.control_dependencies([barrier]):
                 total_loss = tf.identity(total_loss)
 
-        grads_and_vars = optimizer.compute_gradients(total_loss, variables_to_train)
+        grads_and_vars = optimizer.compute_gradients(
+            total_loss, variables_to_train,
+            colocate_gradients_with_ops=colocate_gradients_with_ops)
         if clip_gradient_norm > 0:
             with tf1.name_scope('clip_grads'):
                 grads = [g for g, _ in grads_and_vars]

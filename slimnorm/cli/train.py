@@ -59,6 +59,7 @@ def build_parser(prog='slimnorm-train'):
     add('--log_every_steps', type=int, default=defaults.log_every_steps)
     add('--seed', type=int, default=defaults.seed)
     add_slim_arguments(parser, defaults)
+    add_scale_out_arguments(parser, defaults)
     return parser
 
 
@@ -83,19 +84,64 @@ def add_slim_arguments(parser, defaults):
         'them nor gamma/beta (is_training=False, trainable=False)')
 
 
+# --- scale-out flags (research/slim's names; slimnorm.train.clones/.cluster/.distributed) ---
+SCALE_OUT_FLAGS = ('num_clones', 'clone_on_cpu', 'ps_hosts', 'worker_hosts', 'job_name',
+                   'task_index', 'sync_replicas', 'replicas_to_aggregate', 'cluster_timeout_secs')
+
+
+def add_scale_out_arguments(parser, defaults):
+    group = parser.add_argument_group(
+        'several devices and machines', 'TF_CONFIG is read when --job_name is not given')
+    add = group.add_argument
+    add('--num_clones', type=int, default=defaults.num_clones,
+        help='model clones (towers) in this process; --batch_size is per clone')
+    add('--clone_on_cpu', action='store_true', help='clones on CPU:0..N-1 instead of GPUs')
+    add('--ps_hosts', default=defaults.ps_hosts, help='comma-separated host:port of ps tasks')
+    add('--worker_hosts', default=defaults.worker_hosts,
+        help='comma-separated host:port of workers (the first is the chief)')
+    add('--job_name', default=defaults.job_name, help='ps|worker (empty: one process)')
+    add('--task_index', type=int, default=defaults.task_index, help='index within the job')
+    add('--sync_replicas', action='store_true',
+        help='average the gradients of the workers each step (SyncReplicasOptimizer)')
+    add('--replicas_to_aggregate', type=int, default=defaults.replicas_to_aggregate,
+        help='gradients averaged per synchronous step (0: the number of workers)')
+    add('--cluster_timeout_secs', type=float, default=defaults.cluster_timeout_secs,
+        help='longest wait for another task of the cluster to answer')
+
+
+def run_scale_out(config, log=print):
+    """Runs ``config`` as a task of its cluster (flags or TF_CONFIG); None if it has none."""
+    import dataclasses
+
+    from slimnorm.train import cluster
+    plan = cluster.plan_from_config(config)
+    if plan is None:
+        return None
+    config = dataclasses.replace(config, ps_hosts=','.join(plan.ps_hosts),
+                                 worker_hosts=','.join(plan.worker_hosts),
+                                 job_name=plan.job_name, task_index=plan.task_index).check()
+    from slimnorm.train import distributed  # TensorFlow from here on
+    return distributed.run_task(config, plan)
+
+
 def run(args):
     """Trains with the parsed flags; returns the exit code."""
     fields = common.model_fields_from_args(args)
-    fields.update({name: getattr(args, name) for name in TRAIN_FLAGS + FINE_TUNING_FLAGS})
+    fields.update({name: getattr(args, name)
+                   for name in TRAIN_FLAGS + FINE_TUNING_FLAGS + SCALE_OUT_FLAGS})
     fields.update(checkpoint_exclude_scopes=split_scopes(args.checkpoint_exclude_scopes),
                   trainable_scopes=split_scopes(args.trainable_scopes))
     config = TrainConfig(**fields).check()
     from slimnorm.train import loop  # TensorFlow from here on
+    from slimnorm.train.cluster import ClusterTimeoutError
     try:
-        result = loop.train(config)
-    except (loop.TrainingDivergedError, loop.BadRecordError) as err:
+        result = run_scale_out(config) or loop.train(config)
+    except (loop.TrainingDivergedError, loop.BadRecordError, ClusterTimeoutError) as err:
         print(f'{args.prog}: {err}', file=sys.stderr)
         return 1
+    if 'global_step' not in result:  # a ps task
+        print(f'Done: ps task {result["task_index"]}', flush=True)
+        return 0
     skipped = (f', {result["skipped_records"]} corrupt records skipped'
                if config.skip_corrupt_records else '')
     print(f'Done: step {result["global_step"]}, checkpoint {result["checkpoint"]}{skipped}',

@@ -9,7 +9,13 @@
 - `slimnorm.train.loop`: the Session training loop (resume, signals,
   checkpoints, summaries);
 - `slimnorm.train.evaluation`: accuracy of a checkpoint, and watching a
-  training directory.
+  training directory;
+- `slimnorm.train.clones`: the network cloned on several devices of one
+  process (research/slim's model_deploy);
+- `slimnorm.train.cluster`, `slimnorm.train.distributed`: a ps/worker
+  cluster on TensorFlow's gRPC runtime (hosts, TF_CONFIG, time-outs, one
+  task's training); `slimnorm.train.local_cluster`: such a cluster started
+  on 127.0.0.1.
 
 The graph helpers a training loop is built from (`create_train_op`,
 `check_update_ops`, `make_saver`, `variables_to_restore`) are in

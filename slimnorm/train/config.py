@@ -18,8 +18,17 @@ import json
 import os
 
 from slimnorm import checks
-from slimnorm.choices import (DEFAULT_PREPROCESSING, INPUT_DATASETS, LR_SCHEDULES, MODELS,
-                              OPTIMIZERS, PREPROCESSINGS, SPLITS, TFRECORD, normalizer_names)
+from slimnorm.choices import (
+    DEFAULT_PREPROCESSING,
+    INPUT_DATASETS,
+    LR_SCHEDULES,
+    MODELS,
+    OPTIMIZERS,
+    PREPROCESSINGS,
+    SPLITS,
+    TFRECORD,
+    normalizer_names,
+)
 
 RUN_CONFIG_FILE = 'run_config.json'
 # The fields that decide which variables a checkpoint holds: a train_dir
@@ -186,10 +195,32 @@ class TrainConfig(ModelConfig):
     # Batch norm normalizes with its moving statistics, which stay as they
     # are, and its gamma/beta are not trained (see docs/training_notes.md).
     freeze_batch_norm: bool = False
+    # --- scale-out (slimnorm.train.clones, .cluster, .distributed) ---
+    # research/slim's --num_clones/--clone_on_cpu: towers in one process;
+    # batch_size is per clone.
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    # A cluster: comma-separated host:port lists and this process's job and
+    # task ('' job_name: one process, or TF_CONFIG when that is set).
+    ps_hosts: str = ''
+    worker_hosts: str = ''
+    job_name: str = ''
+    task_index: int = 0
+    sync_replicas: bool = False
+    # 0: the number of workers.
+    replicas_to_aggregate: int = 0
+    # Longest wait for the other tasks of the cluster to answer (seconds).
+    cluster_timeout_secs: float = 120.0
+
+    def session_config(self):
+        session = super().session_config()
+        session.device_count.update(clone_device_count(self.num_clones, self.clone_on_cpu))
+        return session
 
     def check(self):
         super().check()
         self._check_fine_tuning()
+        check_scale_out(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -247,6 +278,19 @@ def _check_split(split, dataset):
 def split_scopes(text):
     """slim's comma-separated scope flag -> a tuple of scope names."""
     return tuple(scope.strip() for scope in (text or '').split(',') if scope.strip())
+
+
+def clone_device_count(num_clones, clone_on_cpu):
+    """``ConfigProto.device_count`` giving a session one CPU device per clone."""
+    return {'CPU': num_clones} if clone_on_cpu and num_clones > 1 else {}
+
+
+def check_scale_out(config):
+    """Checks the clone and cluster fields of a TrainConfig (see slimnorm.train.cluster)."""
+    from slimnorm.train import cluster
+    checks.integer(config.num_clones, 'num_clones', minimum=1)
+    checks.boolean(config.clone_on_cpu, 'clone_on_cpu')
+    cluster.check_cluster_fields(config)
 
 
 @dataclasses.dataclass

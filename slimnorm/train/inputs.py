@@ -96,12 +96,24 @@ def tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=1
         with_positions=is_training and config.skip_corrupt_records)
 
 
+def shard_indices(num_examples, num_shards, shard_index):
+    """The examples of shard ``shard_index`` of ``num_shards``: every num_shards-th one."""
+    return np.arange(num_examples)[shard_index::num_shards]
+
+
 def train_inputs(config, start_step=0, num_shards=1, shard_index=0):
-    """The training batch of ``config`` (a TrainConfig) in the default graph."""
+    """The training batch of ``config`` (a TrainConfig) in the default graph.
+
+    The batch holds ``batch_size * num_clones`` examples (slim: batch_size is
+    per clone). With ``num_shards > 1`` (a cluster's workers) this reads
+    shard ``shard_index`` only: TFRecord files, or every num_shards-th
+    in-memory example, in a batch order seeded by ``seed + shard_index``.
+    """
+    batch_size = config.batch_size * getattr(config, 'num_clones', 1)
     if config.dataset == TFRECORD:
         info = tfrecord_info(config, config.split)
         seed = config.seed * RESUME_SEED_STRIDE + start_step
-        size, batches = tfrecord_batches(config, info, config.batch_size, True, seed,
+        size, batches = tfrecord_batches(config, info, batch_size, True, seed,
                                           num_shards, shard_index)
         batch = tf1.data.make_one_shot_iterator(batches).get_next(name=BATCH_OP_NAME)
         return TrainInputs(
@@ -114,7 +126,10 @@ def train_inputs(config, start_step=0, num_shards=1, shard_index=0):
     from slimnorm.data import datasets
     data = config.load_data()
     images, labels = data.split(config.split)
-    schedule = datasets.BatchSchedule(len(labels), config.batch_size, config.seed)
+    if num_shards > 1:
+        keep = shard_indices(len(labels), num_shards, shard_index)
+        images, labels = images[keep], labels[keep]
+    schedule = datasets.BatchSchedule(len(labels), batch_size, config.seed + shard_index)
     images_ph = tf1.placeholder(tf.float32, (None,) + data.image_shape, name='images')
     labels_ph = tf1.placeholder(tf.int64, [None], name='labels')
 

@@ -52,9 +52,9 @@ import numpy as np
 import tensorflow as tf
 
 from slimnorm import training
+from slimnorm.train import clones, warm_start
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
-from slimnorm.train import warm_start
 
 tf1 = tf.compat.v1
 
@@ -78,6 +78,7 @@ class TrainGraph:
     summary: tf.Tensor
     saver: tf1.train.Saver
     update_op_count: int
+    optimizer: tf1.train.Optimizer = None
 
 
 def learning_rate_schedule(config, global_step):
@@ -106,15 +107,27 @@ def _optimizer(config, learning_rate):
     return tf1.train.GradientDescentOptimizer(learning_rate)
 
 
-def build_train_graph(config, images, labels, num_classes):
-    """Builds the training graph on the batch ``images``, ``labels``; returns a TrainGraph."""
+def build_train_graph(config, images, labels, num_classes, worker_device='',
+                      variables_device='/device:CPU:0', wrap_optimizer=None):
+    """Builds the training graph on the batch ``images``, ``labels``; returns a TrainGraph.
+
+    With ``config.num_clones > 1`` the network is cloned on the devices of
+    ``slimnorm.train.clones`` (prefixed by ``worker_device``), its variables
+    on ``variables_device``. ``wrap_optimizer`` (e.g. a
+    SyncReplicasOptimizer constructor) wraps the optimizer.
+    """
     tf1.set_random_seed(config.seed)
-    logits, _ = config.build_logits(images, num_classes, is_training=True,
-                                    weight_decay=config.weight_decay,
-                                    freeze_batch_norm=config.freeze_batch_norm)
-    cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
-    # Cross-entropy plus every regularization loss (the weight decay).
-    total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
+    num_clones = getattr(config, 'num_clones', 1)
+    if num_clones > 1:
+        logits, cross_entropy, total_loss = clones.build_classifier_clones(
+            config, images, labels, num_classes, worker_device, variables_device)
+    else:
+        logits, _ = config.build_logits(images, num_classes, is_training=True,
+                                        weight_decay=config.weight_decay,
+                                        freeze_batch_norm=config.freeze_batch_norm)
+        cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
+        # Cross-entropy plus every regularization loss (the weight decay).
+        total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
     accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
     global_step = tf1.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(config, global_step)
@@ -123,10 +136,14 @@ def build_train_graph(config, images, labels, num_classes):
         # averaging runs with the batch-norm updates, before each step.
         ema = tf1.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, ema.apply(tf1.model_variables()))
+    optimizer = _optimizer(config, learning_rate)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
     train_op = training.create_train_op(
-        total_loss, _optimizer(config, learning_rate), global_step=global_step,
+        total_loss, optimizer, global_step=global_step,
         variables_to_train=warm_start.variables_to_train(config.trainable_scopes),
-        clip_gradient_norm=config.clip_gradient_norm)
+        clip_gradient_norm=config.clip_gradient_norm,
+        colocate_gradients_with_ops=num_clones > 1)
     update_ops = training.check_update_ops(train_op)
     # Read after the step's increment (fetching global_step beside train_op
     # could read it before).
@@ -143,7 +160,8 @@ def build_train_graph(config, images, labels, num_classes):
             tf1.summary.histogram('moving_statistics/' + var.op.name, var)
     return TrainGraph(images, labels, train_op, step_after, accuracy, learning_rate, global_step,
                       tf1.summary.merge_all(),
-                      training.make_saver(max_to_keep=config.max_to_keep), len(update_ops))
+                      training.make_saver(max_to_keep=config.max_to_keep), len(update_ops),
+                      optimizer)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -226,6 +244,8 @@ def train(config, log=_print):
     graph.finalize()
     run_config.write_run_config(config.train_dir, config)
     skips = train_inputs.SkipCounter() if data.positions is not None else None
+    # slim's batch_size is per clone: each step takes num_clones batches.
+    examples_per_step = config.batch_size * config.num_clones
     started = time.time()
     with tf1.Session(graph=graph, config=config.session_config()) as sess, \
             _StopRequest() as stop:
@@ -285,14 +305,14 @@ def train(config, log=_print):
             if log_now:
                 writer.add_summary(values[-1], step)
                 elapsed = time.time() - window_start
-                rate = window_steps * config.batch_size / max(elapsed, 1e-9)
-                eta = (config.max_steps - step) * config.batch_size / rate
+                rate = window_steps * examples_per_step / max(elapsed, 1e-9)
+                eta = (config.max_steps - step) * examples_per_step / rate
                 result.update(loss=float(np.mean(window_loss)),
                               train_accuracy=float(np.mean(window_acc)), examples_per_sec=rate)
                 log(f'step {step}/{config.max_steps}  loss {result["loss"]:.4f}  '
                     f'train_acc {result["train_accuracy"]:.3f}  '
                     f'lr {sess.run(model.learning_rate):.4g}  {rate:.0f} ex/s  '
-                    + (f'epoch {step * config.batch_size / data.examples_per_epoch:.2f}  '
+                    + (f'epoch {step * examples_per_step / data.examples_per_epoch:.2f}  '
                        if data.examples_per_epoch else '')
                     + (f'skipped records {skips.skipped}  ' if skips is not None else '')
                     + f'ETA {_format_eta(eta)}')
