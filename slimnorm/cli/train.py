@@ -86,7 +86,8 @@ def add_slim_arguments(parser, defaults):
 
 # --- scale-out flags (research/slim's names; slimnorm.train.clones/.cluster/.distributed) ---
 SCALE_OUT_FLAGS = ('num_clones', 'clone_on_cpu', 'ps_hosts', 'worker_hosts', 'job_name',
-                   'task_index', 'sync_replicas', 'replicas_to_aggregate', 'cluster_timeout_secs')
+                   'task_index', 'sync_replicas', 'replicas_to_aggregate', 'cluster_timeout_secs',
+                   'sync_batch_norm')
 
 
 def add_scale_out_arguments(parser, defaults):
@@ -107,6 +108,9 @@ def add_scale_out_arguments(parser, defaults):
         help='gradients averaged per synchronous step (0: the number of workers)')
     add('--cluster_timeout_secs', type=float, default=defaults.cluster_timeout_secs,
         help='longest wait for another task of the cluster to answer')
+    add('--sync_batch_norm', action='store_true',
+        help='batch-norm statistics over the batches of all --num_clones clones '
+        '(synchronized batch norm; not yet with the cluster flags)')
 
 
 def run_scale_out(config, log=print):

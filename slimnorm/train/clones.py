@@ -213,9 +213,11 @@ def build_classifier_clones(config, images, labels, num_classes, worker_device='
     devices = clone_devices(config.num_clones, config.clone_on_cpu, worker_device)
 
     def model_fn(clone_images, clone_labels):
-        logits, _ = config.build_logits(clone_images, num_classes, is_training=True,
-                                        weight_decay=config.weight_decay,
-                                        freeze_batch_norm=config.freeze_batch_norm)
+        with replica_scope(config, current_clone().index):
+            logits, _ = config.build_logits(clone_images, num_classes, is_training=True,
+                                            weight_decay=config.weight_decay,
+                                            freeze_batch_norm=config.freeze_batch_norm,
+                                            sync_batch_norm=config.sync_batch_norm)
         return logits, tf1.losses.sparse_softmax_cross_entropy(clone_labels, logits)
 
     with tf.device(worker_device or None):
@@ -226,3 +228,18 @@ def build_classifier_clones(config, images, labels, num_classes, worker_device='
     logits = tf.concat([c.outputs[0] for c in built], axis=0, name='clone_logits')
     cross_entropy = tf.add_n([c.outputs[1] for c in built]) / len(built)
     return logits, cross_entropy, total_loss
+
+
+def replica_scope(config, clone_index=0):
+    """The ``slimnorm.replica_group`` of this worker's clone ``clone_index``.
+
+    With ``config.sync_batch_norm`` every clone of every worker is one
+    replica of the group (clone k of worker w is replica ``w * num_clones +
+    k``), so batch norm reduces its statistics over the whole global batch;
+    without it, nothing is entered.
+    """
+    if not config.sync_batch_norm:
+        return contextlib.nullcontext()
+    from slimnorm import replicas
+    return replicas.replica_group(size=config.num_replicas,
+                                  replica=config.task_index * config.num_clones + clone_index)

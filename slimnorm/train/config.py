@@ -115,31 +115,38 @@ class ModelConfig:
         """The normalizer as nets_factory takes it ('none' -> None)."""
         return None if self.normalizer == 'none' else self.normalizer
 
-    def network_fn(self, num_classes, is_training, weight_decay=0.0, freeze_batch_norm=False):
+    def network_fn(self, num_classes, is_training, weight_decay=0.0, freeze_batch_norm=False,
+                   sync_batch_norm=False):
         """nets_factory's network function; unknown model_kwargs -> ValueError.
 
         ``freeze_batch_norm`` builds every batch norm with ``is_training=False``
         and ``trainable=False`` (through ``normalizer_params``, which the
         networks' arg scopes do not override) while the rest of the network,
-        dropout included, follows ``is_training``.
+        dropout included, follows ``is_training``. ``sync_batch_norm`` builds
+        every batch norm with ``sync_replicas=True``: statistics over the
+        ``slimnorm.replica_group`` the caller has entered.
         """
         from nets import nets_factory
         kwargs = dict(self.model_kwargs)
         if freeze_batch_norm:
             kwargs['normalizer_params'] = dict(kwargs.get('normalizer_params') or {},
                                                is_training=False, trainable=False)
+        if sync_batch_norm:
+            kwargs['normalizer_params'] = dict(kwargs.get('normalizer_params') or {},
+                                               sync_replicas=True)
         return nets_factory.get_network_fn(
             self.model, num_classes, weight_decay=weight_decay, is_training=is_training,
             normalizer=self.normalizer_name, **kwargs)
 
     def build_logits(self, images, num_classes, is_training, weight_decay=0.0,
-                     freeze_batch_norm=False):
+                     freeze_batch_norm=False, sync_batch_norm=False):
         """The network on ``images``; returns ``(logits, end_points)``.
 
         Images of another size than ``image_size`` (when set) are resized.
         """
         import tensorflow as tf
-        network_fn = self.network_fn(num_classes, is_training, weight_decay, freeze_batch_norm)
+        network_fn = self.network_fn(num_classes, is_training, weight_decay, freeze_batch_norm,
+                                     sync_batch_norm)
         size = self.image_size
         if size and tuple(images.shape[1:3]) != (size, size):
             images = tf.image.resize(images, [size, size])
@@ -211,16 +218,21 @@ class TrainConfig(ModelConfig):
     replicas_to_aggregate: int = 0
     # Longest wait for the other tasks of the cluster to answer (seconds).
     cluster_timeout_secs: float = 120.0
+    # --- synchronized batch norm (slimnorm.sync_batch_norm) ---
+    # Batch statistics over every clone of every worker (batch_norm's
+    # sync_replicas=True through normalizer_params); evaluation is unchanged.
+    sync_batch_norm: bool = False
 
     def session_config(self):
         session = super().session_config()
         session.device_count.update(clone_device_count(self.num_clones, self.clone_on_cpu))
-        return session
+        return self.replica_session_config(session)
 
     def check(self):
         super().check()
         self._check_fine_tuning()
         check_scale_out(self)
+        self._check_sync_batch_norm()
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -259,6 +271,44 @@ class TrainConfig(ModelConfig):
             raise ValueError(f'freeze_batch_norm=True with normalizer={self.normalizer!r}; '
                              f'accepted: normalizer {" or ".join(NORMALIZERS_WITH_MOVING_STATISTICS)}'
                              ' (the others have no moving statistics to freeze)')
+
+
+    def _check_sync_batch_norm(self):
+        checks.boolean(self.sync_batch_norm, 'sync_batch_norm')
+        if not self.sync_batch_norm:
+            return
+        if self.normalizer != 'batch':
+            raise ValueError(f'sync_batch_norm=True with normalizer={self.normalizer!r}; '
+                             'accepted: normalizer batch (batch renorm and the group, layer '
+                             'and instance norms have no synchronized form)')
+        if self.freeze_batch_norm:
+            raise ValueError('sync_batch_norm=True with freeze_batch_norm=True; accepted: one '
+                             'of them (frozen batch norm uses its moving statistics and has '
+                             'no batch statistics to synchronize)')
+        if self.job_name:
+            # The layer itself reduces across worker processes (tests/
+            # test_sync_batch_norm.py), but the cluster loop's end of training
+            # (the chief closing SyncReplicasOptimizer's token queue) cancels
+            # the other workers' collectives: not wired yet.
+            raise ValueError(f'sync_batch_norm=True with job_name={self.job_name!r}: '
+                             'synchronized batch norm is not wired into the cluster training '
+                             'loop yet; accepted: --num_clones N (clones in one process)')
+
+    @property
+    def num_replicas(self):
+        """Replicas of the model: clones per worker times workers."""
+        from slimnorm.train import cluster
+        workers = len(cluster.parse_hosts(self.worker_hosts, 'worker_hosts')) or 1
+        return self.num_clones * workers
+
+    def replica_session_config(self, session):
+        """``session`` with what synchronized batch norm needs (slimnorm.replicas)."""
+        if not self.sync_batch_norm:
+            return session
+        from slimnorm import replicas
+        return replicas.session_config(
+            session, timeout_seconds=self.cluster_timeout_secs,
+            leader=replicas.DEFAULT_LEADER if self.job_name else None)
 
 
 def _check_scopes(scopes, name):

@@ -122,9 +122,11 @@ def build_train_graph(config, images, labels, num_classes, worker_device='',
         logits, cross_entropy, total_loss = clones.build_classifier_clones(
             config, images, labels, num_classes, worker_device, variables_device)
     else:
-        logits, _ = config.build_logits(images, num_classes, is_training=True,
-                                        weight_decay=config.weight_decay,
-                                        freeze_batch_norm=config.freeze_batch_norm)
+        with clones.replica_scope(config):
+            logits, _ = config.build_logits(images, num_classes, is_training=True,
+                                            weight_decay=config.weight_decay,
+                                            freeze_batch_norm=config.freeze_batch_norm,
+                                            sync_batch_norm=config.sync_batch_norm)
         cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
         # Cross-entropy plus every regularization loss (the weight decay).
         total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
