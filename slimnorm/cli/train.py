@@ -109,8 +109,9 @@ def add_scale_out_arguments(parser, defaults):
     add('--cluster_timeout_secs', type=float, default=defaults.cluster_timeout_secs,
         help='longest wait for another task of the cluster to answer')
     add('--sync_batch_norm', action='store_true',
-        help='batch-norm statistics over the batches of all --num_clones clones '
-        '(synchronized batch norm; not yet with the cluster flags)')
+        help='batch-norm statistics over the batches of all clones of all workers '
+        '(synchronized batch norm; in a cluster: workers only, no --ps_hosts, gradients '
+        'all-reduced)')
 
 
 def run_scale_out(config, log=print):
@@ -124,6 +125,9 @@ def run_scale_out(config, log=print):
     config = dataclasses.replace(config, ps_hosts=','.join(plan.ps_hosts),
                                  worker_hosts=','.join(plan.worker_hosts),
                                  job_name=plan.job_name, task_index=plan.task_index).check()
+    if config.sync_batch_norm:
+        from slimnorm.train import collective  # TensorFlow from here on
+        return collective.run_task(config, plan, log)
     from slimnorm.train import distributed  # TensorFlow from here on
     return distributed.run_task(config, plan)
 

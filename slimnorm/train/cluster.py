@@ -110,7 +110,7 @@ def check_cluster_fields(config):
                              '--job_name ps|worker with --task_index')
         return
     plan = ClusterPlan(ps_hosts, worker_hosts, config.job_name, config.task_index)
-    check_plan(plan)
+    check_plan(plan, require_ps=not getattr(config, 'sync_batch_norm', False))
     if getattr(config, 'checkpoint_path', None):
         raise ValueError(f'checkpoint_path={config.checkpoint_path!r} with job_name='
                          f'{config.job_name!r}: fine-tuning is not supported in a cluster yet; '
@@ -122,12 +122,14 @@ def check_cluster_fields(config):
                          f'{plan.num_workers}')
 
 
-def check_plan(plan):
-    """Raises ValueError unless ``plan`` has ps and worker hosts and a task inside them."""
-    if not plan.ps_hosts or not plan.worker_hosts:
+def check_plan(plan, require_ps=True):
+    """Raises ValueError unless ``plan`` has worker hosts, ps hosts if
+    ``require_ps`` (workers-only clusters train with collectives, see
+    ``slimnorm.train.collective``) and a task inside them."""
+    if not plan.worker_hosts or (require_ps and not plan.ps_hosts):
         raise ValueError(f'ps_hosts={",".join(plan.ps_hosts)!r} worker_hosts='
                          f'{",".join(plan.worker_hosts)!r}; accepted: at least one ps and '
-                         'one worker host:port')
+                         'one worker host:port (workers only with --sync_batch_norm)')
     count = len(plan.ps_hosts if plan.job_name == 'ps' else plan.worker_hosts)
     if plan.task_index >= count:
         raise ValueError(f'task_index={plan.task_index} for job_name={plan.job_name!r} with '
@@ -155,7 +157,8 @@ def parse_tf_config(text):
     checks.one_of(job, JOB_NAMES + ('chief',), 'TF_CONFIG task type')
     plan = ClusterPlan(parse_hosts(','.join(ps), 'TF_CONFIG ps'),
                        parse_hosts(','.join(workers), 'TF_CONFIG worker'), job, index)
-    return check_plan(plan)
+    # Whether the run needs ps tasks is checked with its flags (check_cluster_fields).
+    return check_plan(plan, require_ps=False)
 
 
 def plan_from_config(config, environ=None):

@@ -286,13 +286,25 @@ class TrainConfig(ModelConfig):
                              'of them (frozen batch norm uses its moving statistics and has '
                              'no batch statistics to synchronize)')
         if self.job_name:
-            # The layer itself reduces across worker processes (tests/
-            # test_sync_batch_norm.py), but the cluster loop's end of training
-            # (the chief closing SyncReplicasOptimizer's token queue) cancels
-            # the other workers' collectives: not wired yet.
-            raise ValueError(f'sync_batch_norm=True with job_name={self.job_name!r}: '
-                             'synchronized batch norm is not wired into the cluster training '
-                             'loop yet; accepted: --num_clones N (clones in one process)')
+            self._check_collective_cluster()
+
+    def _check_collective_cluster(self):
+        """A cluster with sync_batch_norm: workers only (``slimnorm.train.collective``)."""
+        from slimnorm.train import cluster
+        if cluster.parse_hosts(self.ps_hosts, 'ps_hosts') or self.job_name == 'ps':
+            # Every worker's collective steps get the same step ids, and a
+            # step's end cleans that id up on each task it used: a shared ps
+            # would abort the other workers' steps ("Cleanup <step id>").
+            raise ValueError(f'sync_batch_norm=True with ps_hosts={self.ps_hosts!r}, '
+                             f'job_name={self.job_name!r}: synchronized batch norm trains a '
+                             'cluster of workers only (each keeps a replica of the variables '
+                             'and the gradients are all-reduced, see docs/sync_batch_norm.md); '
+                             'accepted: --worker_hosts and --job_name worker, no --ps_hosts')
+        workers = len(cluster.parse_hosts(self.worker_hosts, 'worker_hosts'))
+        if self.replicas_to_aggregate not in (0, workers):
+            raise ValueError(f'replicas_to_aggregate={self.replicas_to_aggregate} with '
+                             'sync_batch_norm=True: every step averages the gradients of all '
+                             f'{workers} workers; accepted: 0 or {workers}')
 
     @property
     def num_replicas(self):

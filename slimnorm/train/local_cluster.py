@@ -144,7 +144,9 @@ def build_parser():
         prog='slimnorm-launch-local-cluster',
         description='Start ps and worker tasks of slimnorm-train on 127.0.0.1 and '
                     'stream their logs; flags after -- go to every task.')
-    parser.add_argument('--num_ps', type=int, default=1)
+    parser.add_argument('--num_ps', type=int, default=1,
+                        help='ps tasks (0 for a workers-only cluster, as --sync_batch_norm '
+                        'needs)')
     parser.add_argument('--num_workers', type=int, default=2)
     parser.add_argument('--timeout_secs', type=float, default=3600.0,
                         help='stop every task after this long')
@@ -155,9 +157,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     split = argv.index('--') if '--' in argv else len(argv)
     args = build_parser().parse_args(argv[:split])
-    if args.num_ps < 1 or args.num_workers < 1:
+    if args.num_ps < 0 or args.num_workers < 1:
         build_parser().error(f'--num_ps {args.num_ps} --num_workers {args.num_workers}; '
-                             'accepted: at least one of each')
+                             'accepted: --num_ps 0 or more, --num_workers 1 or more')
     cluster = LocalCluster(args.num_ps, args.num_workers, argv[split + 1:])
     print(f'ps: {",".join(cluster.ps_hosts)}  workers: {",".join(cluster.worker_hosts)}',
           flush=True)

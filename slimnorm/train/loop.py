@@ -221,37 +221,54 @@ def _print(line):
     print(line, flush=True)  # progress must show through pipes (| tee) as it happens
 
 
-def train(config, log=_print):
+def train(config, log=_print, worker=None):
     """Trains (or resumes) ``config``; returns a dict summarising the run.
 
     Keys: global_step, start_step, checkpoint (path of the last one),
     interrupted (signal name or None), loss and train_accuracy (means over
     the last logging window), examples_per_sec, seconds.
+
+    ``worker``: None for one process, or this process's
+    ``slimnorm.train.collective.CollectiveWorker`` in a workers-only
+    cluster: it trains on its shard of the data, its gradients are
+    all-reduced, it starts from the chief's variables, and only the chief
+    reads and writes ``train_dir``.
     """
     config.check()
-    os.makedirs(config.train_dir, exist_ok=True)
-    latest = tf.train.latest_checkpoint(config.train_dir)
-    if latest:
-        _check_resumable(config)
+    chief = worker is None or worker.is_chief
+    latest = None
+    if chief:
+        os.makedirs(config.train_dir, exist_ok=True)
+        latest = tf.train.latest_checkpoint(config.train_dir)
+        if latest:
+            _check_resumable(config)
     graph = tf.Graph()
-    with graph.as_default():
-        data = train_inputs.train_inputs(config, start_step=_saved_step(latest))
-        model = build_train_graph(config, data.images, data.labels, data.num_classes)
+    with graph.as_default(), tf.device(worker.device if worker else None):
+        shard = (dict(num_shards=worker.plan.num_workers, shard_index=worker.plan.task_index)
+                 if worker else {})
+        data = train_inputs.train_inputs(config, start_step=_saved_step(latest), **shard)
+        placement = (dict(worker_device=worker.device, variables_device=worker.variables_device,
+                          wrap_optimizer=worker.wrap_optimizer) if worker else {})
+        model = build_train_graph(config, data.images, data.labels, data.num_classes,
+                                  **placement)
         init = tf1.global_variables_initializer()
+        broadcast = worker.broadcast_op(tf1.global_variables()) if worker else None
         warm = None
         if config.checkpoint_path and not latest:
             warm = warm_start.warm_start_fn(config.checkpoint_path,
                                             config.checkpoint_exclude_scopes,
                                             config.ignore_missing_vars, log)
     graph.finalize()
-    run_config.write_run_config(config.train_dir, config)
+    if chief:
+        run_config.write_run_config(config.train_dir, config)
     skips = train_inputs.SkipCounter() if data.positions is not None else None
     # slim's batch_size is per clone: each step takes num_clones batches.
     examples_per_step = config.batch_size * config.num_clones
     started = time.time()
-    with tf1.Session(graph=graph, config=config.session_config()) as sess, \
+    with tf1.Session(worker.target if worker else '', graph=graph,
+                     config=worker.session_config if worker else config.session_config()) as sess, \
             _StopRequest() as stop:
-        writer = tf1.summary.FileWriter(config.train_dir, graph)
+        writer = tf1.summary.FileWriter(config.train_dir, graph) if chief else None
         if latest:
             model.saver.restore(sess, latest)
             # Keep max_to_keep counting the checkpoints of earlier processes.
@@ -264,6 +281,8 @@ def train(config, log=_print):
             sess.run(init)
             if warm:
                 warm(sess)
+        if broadcast is not None:
+            sess.run(broadcast)
         step = start_step = int(sess.run(model.global_step))
         log(f'Training {config.model} ({config.normalizer}) on {data.description}, '
             f'from step {step} '
@@ -283,10 +302,14 @@ def train(config, log=_print):
                 fetches.append(model.summary)
             try:
                 values = sess.run(fetches, data.feed(step))
-            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            except tf.errors.OpError as err:
+                if worker and isinstance(err, worker.FAILURES):
+                    raise worker.failure(err, step, checkpoint) from None
+                if not isinstance(err, (tf.errors.InvalidArgumentError, tf.errors.DataLossError)):
+                    raise
                 problem = train_inputs.input_error(err, data.source)
                 if problem:
-                    if checkpoint is None or not checkpoint.endswith(f'-{step}'):
+                    if chief and (checkpoint is None or not checkpoint.endswith(f'-{step}')):
                         checkpoint = _save(sess, model, config, step, log)
                     raise BadRecordError(
                         f'{problem}; stopped at step {step}, checkpoint {checkpoint} saved. '
@@ -305,7 +328,8 @@ def train(config, log=_print):
             window_acc.append(values[1])
             window_steps += 1
             if log_now:
-                writer.add_summary(values[-1], step)
+                if writer:
+                    writer.add_summary(values[-1], step)
                 elapsed = time.time() - window_start
                 rate = window_steps * examples_per_step / max(elapsed, 1e-9)
                 eta = (config.max_steps - step) * examples_per_step / rate
@@ -322,14 +346,15 @@ def train(config, log=_print):
             due = ((config.save_every_steps and step % config.save_every_steps == 0)
                    or (config.save_every_secs and
                        time.time() - last_save_time >= config.save_every_secs))
-            if due and step < config.max_steps:
+            if chief and due and step < config.max_steps:
                 checkpoint = _save(sess, model, config, step, log)
                 last_save_time = time.time()
-        if checkpoint is None or not checkpoint.endswith(f'-{step}'):
+        if chief and (checkpoint is None or not checkpoint.endswith(f'-{step}')):
             checkpoint = _save(sess, model, config, step, log)
         if stop.signal_name:
             log(f'{stop.signal_name} received: stopped at step {step}')
-        writer.close()
+        if writer:
+            writer.close()
     result.update(global_step=step, start_step=start_step, checkpoint=checkpoint,
                   interrupted=stop.signal_name, seconds=time.time() - started,
                   skipped_records=skips.skipped if skips is not None else 0)
