@@ -2,6 +2,7 @@
 
 A cluster is research/slim's and TensorFlow 1's: ``ps`` tasks hold the
 variables, ``worker`` tasks run the training steps, worker 0 is the chief.
+With ``--sync_batch_norm`` it has workers only (``slimnorm.train.collective``).
 It is given either by flags::
 
     --ps_hosts 10.0.0.1:2222 --worker_hosts 10.0.0.2:2222,10.0.0.3:2222 \\

@@ -84,12 +84,19 @@ class CollectiveWorker:
 
     def failure(self, error, step, checkpoint):
         """The ClusterTimeoutError that a failed collective step ends the run with."""
-        first_line = error.message.strip().splitlines()[0] if error.message else type(error)
         return cluster.ClusterTimeoutError(
             f'worker {self.plan.task_index}: step {step + 1} failed ({type(error).__name__}: '
-            f'{first_line}). Another worker stopped answering or failed: synchronized batch '
-            'norm and the gradient all-reduce need every worker in every step. The last '
-            f'checkpoint is {checkpoint}; restart every worker to resume from it')
+            f'{_cause(error.message)}). Another worker stopped answering or failed: '
+            'synchronized batch norm and the gradient all-reduce need every worker in every '
+            f'step. The last checkpoint is {checkpoint}; restart every worker to resume from it')
+
+
+def _cause(message, limit=200):
+    """The line of a TensorFlow error message that says what happened."""
+    generic = ('Graph execution error', 'Detected at node', 'File ', 'Traceback')
+    lines = [line.strip() for line in (message or '').splitlines()]
+    useful = [line for line in lines if line and not line.startswith(generic)]
+    return (useful or ['no message'])[0][:limit]
 
 
 def run_task(config, plan, log):

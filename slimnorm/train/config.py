@@ -221,6 +221,7 @@ class TrainConfig(ModelConfig):
     # --- synchronized batch norm (slimnorm.sync_batch_norm) ---
     # Batch statistics over every clone of every worker (batch_norm's
     # sync_replicas=True through normalizer_params); evaluation is unchanged.
+    # In a cluster: workers only, gradients all-reduced (train.collective).
     sync_batch_norm: bool = False
 
     def session_config(self):

@@ -3,6 +3,8 @@
     slimnorm-train --ps_hosts 127.0.0.1:2222 --worker_hosts 127.0.0.1:2223,127.0.0.1:2224 \\
         --job_name worker --task_index 0 --train_dir runs/dist --sync_replicas
 
+(With ``--sync_batch_norm`` a cluster has no ps: ``slimnorm.train.collective``.)
+
 Built on TensorFlow's own runtime: ``tf.distribute.Server`` (gRPC),
 ``replica_device_setter`` (variables round-robin on the ps tasks, the rest
 on this worker), ``SyncReplicasOptimizer`` and ``MonitoredTrainingSession``.
