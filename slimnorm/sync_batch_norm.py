@@ -135,16 +135,13 @@ def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data
             role = "backward%d" % backward_calls[0]
             backward_calls[0] += 1
             with tf.device(device), tf.name_scope("SyncBatchNormGrad"):
-                dyf = tf.cast(dy, dtype)
-                inv = tf.math.rsqrt(variance + epsilon)
-                x_hat = (xf - paths.broadcast(mean, rank, axis)) * paths.broadcast(inv, rank,
-                                                                                  axis)
-                local = tf.stack([tf.reduce_sum(dyf, axes), tf.reduce_sum(dyf * x_hat, axes)])
-                total = replicas.all_reduce(local, group, seed, role) / tf.cast(count, dtype)
-                dx = paths.broadcast(scale * inv, rank, axis) * (
-                    dyf - paths.broadcast(total[0], rank, axis)
-                    - x_hat * paths.broadcast(total[1], rank, axis))
-                return tf.cast(dx, x.dtype), local[1], local[0]
+                def reduce_mean(local):
+                    return replicas.all_reduce(local, group, seed, role) / tf.cast(count, dtype)
+
+                moments = dict(mean=mean, variance=variance, epsilon=epsilon, axis=axis)
+                if fused:
+                    return _fused_gradient(dy, x, scale, moments, reduce_mean, data_format)
+                return _elementwise_gradient(dy, xf, scale, moments, reduce_mean, x.dtype)
 
         return y, grad
 
@@ -153,3 +150,46 @@ def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data
     # in `grad` (a tf.cond's gradient would otherwise differentiate them too).
     return (y, tf.stop_gradient(side["mean"]), tf.stop_gradient(side["variance"]),
             tf.stop_gradient(tf.cast(side["count"], dtype)))
+
+
+def _elementwise_gradient(dy, xf, scale, moments, reduce_mean, out_dtype):
+    """(dx, dgamma, dbeta) of the module docstring's formula, in elementwise ops."""
+    rank, axis = xf.shape.rank, moments["axis"]
+    axes = [a for a in range(rank) if a != axis]
+    dyf = tf.cast(dy, xf.dtype)
+    inv = tf.math.rsqrt(moments["variance"] + moments["epsilon"])
+    x_hat = (xf - paths.broadcast(moments["mean"], rank, axis)) * paths.broadcast(inv, rank, axis)
+    local = tf.stack([tf.reduce_sum(dyf, axes), tf.reduce_sum(dyf * x_hat, axes)])
+    total = reduce_mean(local)
+    dx = paths.broadcast(scale * inv, rank, axis) * (
+        dyf - paths.broadcast(total[0], rank, axis)
+        - x_hat * paths.broadcast(total[1], rank, axis))
+    return tf.cast(dx, out_dtype), local[1], local[0]
+
+
+def _fused_gradient(dy, x, scale, moments, reduce_mean, data_format):
+    """(dx, dgamma, dbeta) through the fused gradient kernel, then a per-channel correction.
+
+    The kernel, given the global mean and variance, returns the local sums
+    sum(dy) and sum(dy * x_hat) that are reduced, and
+    dx_local = gamma * inv * (dy - s0 / n - x_hat * s1 / n) with this replica's
+    count n and sums s. The global gradient differs by
+    gamma * inv * ((s0 / n - S0 / N) + x_hat * (s1 / n - S1 / N)),
+    x_hat = (x - mean) * inv: a per-channel a * x + b, one multiply-add pass
+    instead of the elementwise formula's several.
+    """
+    rank, axis = x.shape.rank, moments["axis"]
+    mean, variance = moments["mean"], moments["variance"]
+    dx_local, dgamma, dbeta = paths.fused_train_gradient(
+        dy, x, gamma=scale, mean=mean, variance=variance, epsilon=moments["epsilon"],
+        data_format=data_format)
+    local = tf.stack([dbeta, dgamma])
+    n = statistics.count(x, [a for a in range(rank) if a != axis], mean.dtype)
+    difference = local / n - reduce_mean(local)
+    inv = tf.math.rsqrt(variance + moments["epsilon"])
+    a = scale * tf.square(inv) * difference[1]
+    b = scale * inv * difference[0] - a * mean
+    xf = tf.cast(x, mean.dtype)
+    dx = tf.cast(dx_local, mean.dtype) + (xf * paths.broadcast(a, rank, axis)
+                                          + paths.broadcast(b, rank, axis))
+    return tf.cast(dx, x.dtype), dgamma, dbeta
