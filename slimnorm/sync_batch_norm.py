@@ -68,31 +68,52 @@ def check(sync_replicas, *, training, batch_weights, renorm, adjustment, virtual
     return group
 
 
-def _global_moments(x, axes, group, seed):
+def _local_moments(x, axis, count, fused, data_format):
+    """Mean and biased variance (float64, [C]) of this replica's `x`.
+
+    Both are taken of `x - shift` (shift: the replica's first values, a value
+    of the data, so the differences are exact and small, see `statistics`)
+    in x's dtype, where they are accurate, and the mean is un-shifted in
+    float64. fused: the training-mode fused kernel gives both in one
+    optimized pass (its normalized output is unused); otherwise two
+    reductions.
+    """
+    f64 = tf.float64
+    axes = [a for a in range(x.shape.rank) if a != axis]
+    shift = statistics.first_values(x, axes)
+    shifted = x - shift
+    if fused:
+        channels = x.shape[axis]
+        _, mean, unbiased = paths.fused_train(
+            shifted, beta=tf.zeros([channels], x.dtype), gamma=tf.ones([channels], x.dtype),
+            epsilon=paths.FUSED_MIN_EPSILON, data_format=data_format)
+        mean = tf.cast(mean, f64)
+        # The kernel's variance is the biased one times n / max(n - 1, 1).
+        variance = tf.cast(unbiased, f64) * (tf.maximum(count - 1.0, 1.0) / count)
+    else:
+        mean = tf.cast(tf.reduce_mean(shifted, axes), f64)
+        variance = tf.cast(tf.reduce_mean(tf.square(shifted), axes), f64) - tf.square(mean)
+    return mean + tf.cast(tf.reshape(shift, [-1]), f64), variance
+
+
+def _global_moments(x, axis, group, seed, fused, data_format):
     """Mean, biased variance (x's dtype) and count (float64) of x over all replicas.
 
-    Each replica sums `x - shift` and its squares in x's dtype (the shift, its
-    first values, is a value of the data, so the differences are exact and
-    small, see `statistics`), then un-shifts the sums in float64, where the
-    sum of squares of large-mean inputs keeps its digits.
+    Each replica sends n * [1, mean, variance + mean^2] in float64 (its count,
+    sum and sum of squares), where the sum of squares of large-mean inputs
+    keeps the digits of the variance; the reduced sums give the statistics
+    of the concatenated batch whatever the replicas' batch sizes.
     """
-    dtype = x.dtype
     f64 = tf.float64
-    shift = statistics.first_values(x, axes)
-    count = statistics.count(x, axes, f64)
-    shifted_sum = tf.cast(tf.reduce_sum(x - shift, axes), f64)
-    shifted_squares = tf.cast(tf.reduce_sum(tf.math.squared_difference(x, shift), axes), f64)
-    k = tf.cast(tf.reshape(shift, [-1]), f64)
-    local = tf.stack([
-        tf.fill(tf.shape(k), count),
-        shifted_sum + count * k,
-        shifted_squares + k * (2.0 * shifted_sum + count * k),
-    ])
-    total = replicas.all_reduce(local, group, seed, "forward")
-    global_count = total[0, 0]
-    mean = total[1] / global_count
-    variance = tf.maximum(total[2] / global_count - tf.square(mean), 0.0)
-    return tf.cast(mean, dtype), tf.cast(variance, dtype), global_count
+    count = statistics.count(x, [a for a in range(x.shape.rank) if a != axis], f64)
+    mean, variance = _local_moments(x, axis, count, fused, data_format)
+    local = count * tf.stack([tf.ones_like(mean), mean, variance + tf.square(mean)])
+    global_count, total, squares = tf.unstack(replicas.all_reduce(local, group, seed,
+                                                                  "forward"))
+    global_count = global_count[0]
+    mean = total / global_count
+    variance = tf.maximum(squares / global_count - tf.square(mean), 0.0)
+    return tf.cast(mean, x.dtype), tf.cast(variance, x.dtype), global_count
 
 
 def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data_format):
@@ -108,8 +129,6 @@ def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data
       (outputs in the inputs' dtype, global mean, global biased variance,
       global count), the statistics as constants for the gradient.
     """
-    rank = inputs.shape.rank
-    axes = [a for a in range(rank) if a != axis]
     channels = inputs.shape[axis]
     if fused:
         epsilon = max(epsilon, paths.FUSED_MIN_EPSILON)
@@ -121,7 +140,7 @@ def train(inputs, *, group, seed, axis, dtype, beta, gamma, epsilon, fused, data
     @tf.custom_gradient
     def normalize(x, scale, offset):
         xf = tf.cast(x, dtype)
-        mean, variance, count = _global_moments(xf, axes, group, seed)
+        mean, variance, count = _global_moments(xf, axis, group, seed, fused, data_format)
         side.update(mean=mean, variance=variance, count=count)
         if fused:
             y = paths.fused_inference(x, mean=mean, variance=variance, beta=offset, gamma=scale,
@@ -168,28 +187,28 @@ def _elementwise_gradient(dy, xf, scale, moments, reduce_mean, out_dtype):
 
 
 def _fused_gradient(dy, x, scale, moments, reduce_mean, data_format):
-    """(dx, dgamma, dbeta) through the fused gradient kernel, then a per-channel correction.
+    """(dx, dgamma, dbeta) through the fused kernels: the gradient kernel, then a correction.
 
-    The kernel, given the global mean and variance, returns the local sums
-    sum(dy) and sum(dy * x_hat) that are reduced, and
-    dx_local = gamma * inv * (dy - s0 / n - x_hat * s1 / n) with this replica's
-    count n and sums s. The global gradient differs by
-    gamma * inv * ((s0 / n - S0 / N) + x_hat * (s1 / n - S1 / N)),
-    x_hat = (x - mean) * inv: a per-channel a * x + b, one multiply-add pass
-    instead of the elementwise formula's several.
+    The gradient kernel, given the global mean and variance, returns the
+    local sums s0 = sum(dy) and s1 = sum(dy * x_hat) that are reduced, and
+    dx_local = gamma * inv * (dy - s0 / n - x_hat * s1 / n) with this
+    replica's count n. The global gradient differs by
+    x_hat * gamma * inv * (s1 / n - S1 / N) + gamma * inv * (s0 / n - S0 / N):
+    the inference kernel with per-channel scale and offset, one pass that
+    normalizes x exactly as the forward did.
     """
     rank, axis = x.shape.rank, moments["axis"]
-    mean, variance = moments["mean"], moments["variance"]
+    mean, variance, epsilon = moments["mean"], moments["variance"], moments["epsilon"]
     dx_local, dgamma, dbeta = paths.fused_train_gradient(
-        dy, x, gamma=scale, mean=mean, variance=variance, epsilon=moments["epsilon"],
+        dy, x, gamma=scale, mean=mean, variance=variance, epsilon=epsilon,
         data_format=data_format)
     local = tf.stack([dbeta, dgamma])
     n = statistics.count(x, [a for a in range(rank) if a != axis], mean.dtype)
-    difference = local / n - reduce_mean(local)
-    inv = tf.math.rsqrt(variance + moments["epsilon"])
-    a = scale * tf.square(inv) * difference[1]
-    b = scale * inv * difference[0] - a * mean
-    xf = tf.cast(x, mean.dtype)
-    dx = tf.cast(dx_local, mean.dtype) + (xf * paths.broadcast(a, rank, axis)
-                                          + paths.broadcast(b, rank, axis))
+    offset, factor = tf.unstack(scale * tf.math.rsqrt(variance + epsilon)
+                                * (local / n - reduce_mean(local)))
+    correction = paths.fused_inference(x, mean=mean, variance=variance, beta=offset,
+                                       gamma=factor, epsilon=epsilon, data_format=data_format)
+    if x.dtype == mean.dtype:
+        return dx_local + correction, dgamma, dbeta
+    dx = tf.cast(dx_local, mean.dtype) + tf.cast(correction, mean.dtype)
     return tf.cast(dx, x.dtype), dgamma, dbeta
