@@ -62,16 +62,13 @@ def fused_inference(inputs, *, mean, variance, beta, gamma, epsilon, data_format
     return _from_rank4(y, inputs, rank)
 
 
-def fused_train_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data_format):
-    """The training-mode fused gradient kernel about the given `mean` and biased `variance`.
+def fused_inference_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data_format):
+    """The inference-mode fused gradient kernel: statistics taken as constants.
 
-    Returns (dx, sum(dy * x_hat), sum(dy)), x_hat = (x - mean) * rsqrt(variance
-    + epsilon), the sums per channel over this batch, and dx the gradient of
-    batch norm over this batch whose statistics were `mean` and `variance`:
-    gamma * rsqrt(variance + epsilon) * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
-    One pass of an optimized kernel where the same in elementwise ops takes
-    several; synchronized batch norm passes the global statistics and corrects
-    the local means it subtracted.
+    Returns (dy * gamma * rsqrt(variance + epsilon), sum(dy * x_hat), sum(dy)),
+    x_hat = (x - mean) * rsqrt(variance + epsilon), the sums per channel over
+    this batch: in one pass of an optimized kernel, for synchronized batch
+    norm to add the terms that come through the global statistics.
     """
     rank = inputs.shape.rank
     x, fmt = _as_rank4(inputs, rank, data_format)
@@ -79,7 +76,7 @@ def fused_train_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data_for
     dx, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
         y_backprop=grad, x=x, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
         reserve_space_3=tf.zeros([0], mean.dtype), epsilon=max(epsilon, FUSED_MIN_EPSILON),
-        data_format=fmt, is_training=True)
+        data_format=fmt, is_training=False)
     return _from_rank4(dx, inputs, rank), dgamma, dbeta
 
 

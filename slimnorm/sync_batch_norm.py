@@ -187,28 +187,24 @@ def _elementwise_gradient(dy, xf, scale, moments, reduce_mean, out_dtype):
 
 
 def _fused_gradient(dy, x, scale, moments, reduce_mean, data_format):
-    """(dx, dgamma, dbeta) through the fused kernels: the gradient kernel, then a correction.
+    """(dx, dgamma, dbeta) of the module docstring's formula, in two fused kernels and an add.
 
-    The gradient kernel, given the global mean and variance, returns the
-    local sums s0 = sum(dy) and s1 = sum(dy * x_hat) that are reduced, and
-    dx_local = gamma * inv * (dy - s0 / n - x_hat * s1 / n) with this
-    replica's count n. The global gradient differs by
-    x_hat * gamma * inv * (s1 / n - S1 / N) + gamma * inv * (s0 / n - S0 / N):
-    the inference kernel with per-channel scale and offset, one pass that
+    The inference-mode gradient kernel, given the global mean and variance,
+    returns gamma * inv * dy and the local sums sum(dy) and sum(dy * x_hat)
+    that are reduced; the rest of dx, -gamma * inv * (S0 / N + x_hat * S1 / N),
+    is the inference kernel with per-channel scale and offset, one pass that
     normalizes x exactly as the forward did.
     """
-    rank, axis = x.shape.rank, moments["axis"]
     mean, variance, epsilon = moments["mean"], moments["variance"], moments["epsilon"]
-    dx_local, dgamma, dbeta = paths.fused_train_gradient(
+    scaled, dgamma, dbeta = paths.fused_inference_gradient(
         dy, x, gamma=scale, mean=mean, variance=variance, epsilon=epsilon,
         data_format=data_format)
-    local = tf.stack([dbeta, dgamma])
-    n = statistics.count(x, [a for a in range(rank) if a != axis], mean.dtype)
-    offset, factor = tf.unstack(scale * tf.math.rsqrt(variance + epsilon)
-                                * (local / n - reduce_mean(local)))
-    correction = paths.fused_inference(x, mean=mean, variance=variance, beta=offset,
-                                       gamma=factor, epsilon=epsilon, data_format=data_format)
+    offset, factor = tf.unstack(-scale * tf.math.rsqrt(variance + epsilon)
+                                * reduce_mean(tf.stack([dbeta, dgamma])))
+    through_statistics = paths.fused_inference(
+        x, mean=mean, variance=variance, beta=offset, gamma=factor, epsilon=epsilon,
+        data_format=data_format)
     if x.dtype == mean.dtype:
-        return dx_local + correction, dgamma, dbeta
-    dx = tf.cast(dx_local, mean.dtype) + tf.cast(correction, mean.dtype)
+        return scaled + through_statistics, dgamma, dbeta
+    dx = tf.cast(scaled, mean.dtype) + tf.cast(through_statistics, mean.dtype)
     return tf.cast(dx, x.dtype), dgamma, dbeta
