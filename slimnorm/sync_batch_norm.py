@@ -8,20 +8,26 @@ statistics of a large one (PyTorch's SyncBatchNorm, tensorpack's
 
 Forward, one all-reduce per layer call of a [3, C] float64 tensor: the
 per-channel count, sum and sum of squares of the replica's values. Each
-replica takes its sums of `x - shift` (shift: its first values, see
-`statistics`) in the statistics' dtype, where they are accurate, and
-un-shifts them in float64, where sum(x^2) of large-mean inputs keeps its
-digits. The reduced sums give the mean and (biased) variance of the concatenated
-batch whatever the replicas' batch sizes. Then the inputs are
-normalized with those statistics: the fused kernel in inference mode where
-plain batch norm would use the fused kernel, `normalize` otherwise.
+replica takes the mean and variance of `x - shift` (shift: its first values,
+see `statistics`) in the statistics' dtype, where they are accurate (the
+training-mode fused kernel gives both in one pass where plain batch norm
+would use the fused kernel), and turns them into sums in float64, where
+sum(x^2) of large-mean inputs keeps its digits. The reduced sums give the
+mean and (biased) variance of the concatenated batch whatever the replicas'
+batch sizes. Then the inputs are normalized with those statistics: the
+fused kernel in inference mode, or `normalize` where plain batch norm would
+not use the fused kernel.
 
 Backward, one all-reduce of [2, C]: the gradient of a replica's loss
 reaches every replica's inputs through the global statistics, so the layer
 has its own gradient (CollectiveReduceV2 has none): with x_hat the
 normalized input, N the global count and sums over the global batch,
   dx = gamma * rsqrt(var + eps) * (dy - sum(dy) / N - x_hat * sum(dy * x_hat) / N),
-where each replica reduces its local sum(dy) and sum(dy * x_hat). beta's and
+where each replica reduces its local sum(dy) and sum(dy * x_hat). On the
+fused path both sums and gamma * rsqrt(var + eps) * dy come from the
+inference-mode gradient kernel, and the rest of dx, a per-channel scale of
+x_hat plus an offset, from the inference kernel: two optimized passes and an
+add instead of the formula's elementwise ops. beta's and
 gamma's gradients are those local sums: the trainer adds (or averages) the
 replicas' gradients, as for every other variable. Each gradient built through
 a layer (each tf.gradients call that reaches it) is one more all-reduce with
