@@ -62,6 +62,24 @@ def fused_inference(inputs, *, mean, variance, beta, gamma, epsilon, data_format
     return _from_rank4(y, inputs, rank)
 
 
+def fused_inference_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data_format):
+    """The inference-mode fused gradient kernel: statistics taken as constants.
+
+    Returns (dy * gamma * rsqrt(variance + epsilon), sum(dy * x_hat), sum(dy)),
+    x_hat = (x - mean) * rsqrt(variance + epsilon), the sums per channel over
+    this batch: in one pass of an optimized kernel, for synchronized batch
+    norm to add the terms that come through the global statistics.
+    """
+    rank = inputs.shape.rank
+    x, fmt = _as_rank4(inputs, rank, data_format)
+    grad, _ = _as_rank4(dy, rank, data_format)
+    dx, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+        y_backprop=grad, x=x, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
+        reserve_space_3=tf.zeros([0], mean.dtype), epsilon=max(epsilon, FUSED_MIN_EPSILON),
+        data_format=fmt, is_training=False)
+    return _from_rank4(dx, inputs, rank), dgamma, dbeta
+
+
 def broadcast(param, rank, axis):
     """[C] -> a shape that broadcasts along `axis` (a no-op for the last axis)."""
     if param is None or axis == rank - 1 or param.shape.rank != 1:

@@ -12,8 +12,9 @@ and tower 0's moving-average updates run. The only difference:
          the statistics of both towers' images.
 
 Printed and written to JSON: median step times, the paired ratio sync/local
-(interleaved rounds, `harness`), and the collectives one step runs, read from
-the graph: all-reduces per replica (a forward and a backward one per
+(interleaved rounds, `harness`), the machine's load average around the timed
+rounds (the ratio moves with other processes' load), and the collectives one
+step runs, read from the graph: all-reduces per replica (a forward and a backward one per
 batch-norm layer) and the bytes each replica contributes to them.
 
     slimnorm-bench-sync-bn [--quick] [--out docs/sync_bn_bench.json]
@@ -95,7 +96,9 @@ def run(settings):
             sessions.append(sess)
             sess.run(init)
             runs[case] = sess.make_callable(train_op)
+        load_before = os.getloadavg()[0]
         results = harness.measure(runs, reps=settings["reps"], warmup=2)
+        load_after = os.getloadavg()[0]
     finally:
         for sess in sessions:
             sess.close()
@@ -106,7 +109,8 @@ def run(settings):
             "sync_over_local": ratios["sync"],
             "sync_over_local_of_medians": harness.ratio_of_medians(results, "local")["sync"],
             "collectives": collectives["sync"],
-            "collectives_local": collectives["local"]["all_reduces_per_replica"]}
+            "collectives_local": collectives["local"]["all_reduces_per_replica"],
+            "load_average_1min": {"before": load_before, "after": load_after}}
 
 
 def report(result):
@@ -119,6 +123,8 @@ def report(result):
         "  sync BN   %.0f ms" % result["median_step_ms"]["sync"],
         "  sync / local: %.3f (paired), %.3f (ratio of medians)" % (
             result["sync_over_local"], result["sync_over_local_of_medians"]),
+        "  load average (1 min) before and after the timed rounds: %.2f, %.2f" % (
+            result["load_average_1min"]["before"], result["load_average_1min"]["after"]),
         "  collectives per step and replica: %d all-reduces (%d forward, %d backward), "
         "%d bytes" % (c["all_reduces_per_replica"], c["forward"], c["backward"],
                       c["bytes_per_replica"])])
