@@ -16,8 +16,11 @@ checkpoints written by slim code carry over (see `slim_layout`):
   moving_mean, moving_variance: non-trainable model variables, never
   partitioned, and (as in slim) not in MOVING_AVERAGE_VARIABLES, so
   `ExponentialMovingAverage.variables_to_restore()` restores them as they are;
-  renorm_mean, renorm_stddev when `renorm`; moving_mean/biased and
+  moving_stddev, renorm_mean, renorm_stddev when `renorm`, in eval graphs
+  too (see `slimnorm.batch_renorm`); moving_mean/biased and
   moving_mean/local_step when `zero_debias_moving_mean` (TF's placement).
+Only the first four go to `variables_collections`; on slim's Keras-layer
+path in the order slim added them: moving_mean, moving_variance, beta, gamma.
 
 What happens to the statistics:
 
@@ -30,6 +33,9 @@ What happens to the statistics:
   False                any                   moving averages   untouched, no ops
   bool tensor          as above              tf.cond on it     ops as above, but they only
                                                                assign when it is True
+  trainable=False on slim's Keras-layer path (default updates_collections, no
+  batch_weights or zero-debias): batch moments in training, but no update
+  ops at all, as that layer had none when not trainable.
 """
 
 from typing import NamedTuple
@@ -51,7 +57,9 @@ from slimnorm.moving_averages import assign_moving_average, zero_debias_variable
 
 PARAM_KEYS = ("beta", "gamma", "moving_mean", "moving_variance")
 REGULARIZED_KEYS = ("beta", "gamma")
-VARIABLE_NAMES = PARAM_KEYS + batch_renorm.VARIABLE_NAMES
+# The keys `variables_collections` may use: slim put only these four in the
+# user's collections (never the renorm or zero-debias variables).
+VARIABLE_NAMES = PARAM_KEYS
 VARIANCE_ESTIMATORS = ("slim", "unbiased", "biased")
 SUPPORTED_RANKS = (2, 3, 4, 5)
 
@@ -77,12 +85,13 @@ def slim_layout(*, fused, rank, batch_weights, renorm, adjustment, zero_debias,
     operations (the layer) or tensors. Which kernel runs is slimnorm's own
     choice.
     """
+    # `is not`, as slim compared: an equal string built at run time (from a
+    # flag or a config file) is another object and takes the other paths.
+    default_updates = updates_collections is tf.compat.v1.GraphKeys.UPDATE_OPS
     fusable = batch_weights is None and not renorm and rank in (2, 4) and adjustment is None
-    if (fused is None or fused) and fusable and (
-            zero_debias or rank == 2 or updates_collections != tf.compat.v1.GraphKeys.UPDATE_OPS):
+    if (fused is None or fused) and fusable and (zero_debias or rank == 2 or not default_updates):
         return "fused"
-    if batch_weights is None and not zero_debias and (
-            updates_collections == tf.compat.v1.GraphKeys.UPDATE_OPS):
+    if batch_weights is None and not zero_debias and default_updates:
         return "layer"
     return "legacy"
 
@@ -120,8 +129,8 @@ def batch_norm(inputs,
       inputs: float tensor of rank 2 to 5, static rank and channel dimension.
       decay: moving-average decay in [0, 1]; lower it (0.9) for short runs.
       center, scale: create beta / gamma. scale=False suits a following ReLU.
-      epsilon: >= 0, added to the variance. The fused kernel raises it to
-        1.001e-5, as TensorFlow's wrapper and therefore slim did.
+      epsilon: >= 0, added to the variance, on every path as given (TF 2.21's
+        fused kernel, and so slim on it, no longer raises it to 1.001e-5).
       activation_fn: applied to the output, e.g. tf.nn.relu.
       param_initializers: dict keyed by 'beta', 'gamma', 'moving_mean',
         'moving_variance'; param_regularizers: dict keyed by 'beta', 'gamma'.
@@ -131,8 +140,9 @@ def batch_norm(inputs,
       reuse, scope, trainable, variables_collections (list, or dict keyed by
         variable name), outputs_collections: as in every slim layer.
       batch_weights: [N] weights of the examples in the batch statistics.
-      fused: None/True use the fused kernel whenever it applies (rank 2 or 4,
-        no batch_weights, renorm or adjustment); False forces the moments path.
+      fused: None/True use the fused kernel where slim did (rank 2 or 4, and
+        rank 5 on its Keras-layer path; no batch_weights, renorm or
+        adjustment); False forces the moments path.
       data_format: 'NHWC' (channels last) or 'NCHW' (channels on axis 1).
       zero_debias_moving_mean: debias the moving mean (Kingma & Ba 2015).
       renorm, renorm_clipping ({'rmax', 'rmin', 'dmax'}), renorm_decay: batch
@@ -140,8 +150,8 @@ def batch_norm(inputs,
       adjustment: fn(tf.shape(inputs)) -> (scale, bias) applied to the
         normalised values in training only.
       moving_variance_estimator: 'slim' (default) stores what slim stored: the
-        unbiased batch variance on the fused path, the biased one on the
-        moments path (tensorflow issue 55545). 'unbiased' or 'biased' make
+        unbiased batch variance where slim ran the fused kernel, the biased
+        one on its moments path (tensorflow issue 55545). 'unbiased' or 'biased' make
         both paths store that estimator.
       virtual_batch_size: ghost batch norm (see `slimnorm.ghost_batch`): in
         training, each run of this many examples is normalised with its own
@@ -182,16 +192,27 @@ def batch_norm(inputs,
                          adjustment=adjustment, zero_debias=zero_debias_moving_mean,
                          updates_collections=updates_collections)
     variable_dtype = inputs.dtype.base_dtype if layout == "legacy" else dtype
-    use_fused = (fused is None or bool(fused)) and rank in (2, 4) and (
+    # slim's Keras layer ran rank 4 and 5 through the kernel, its fused function rank 2 and 4.
+    use_fused = (fused is None or bool(fused)) and (
+        rank in ((4, 5) if layout == "layer" else (2, 4))) and (
         batch_weights is None and not renorm and adjustment is None) and (
         inputs.dtype.base_dtype in paths.FUSED_DTYPES)
+    # 'slim': the estimator slim stored for these arguments (the kernel's unbiased one).
+    estimator = moving_variance_estimator if moving_variance_estimator != "slim" else (
+        "unbiased" if use_fused else "biased")
+    # slim's Keras layer collected no updates when not trainable: its averages stay put.
+    updates_wanted = trainable or layout != "layer"
 
     with tf.compat.v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse) as sc:
         sync_seed = None if sync_group is None else replicas.layer_key(sync_group, sc.name)
+        # slim's Keras-layer path added the four to the user's collections after
+        # building, moving statistics first; its other paths as it created them.
+        collections_now = None if layout == "layer" else variables_collections
+
         def param(name, init, trainable_, partitioned=True):
             return variables.parameter(
                 name, [channels], variable_dtype, initializers, regularizers,
-                variables_collections, trainable_, init, partitioned=partitioned)
+                collections_now, trainable_, init, partitioned=partitioned)
 
         # beta/gamma in the order slim's path for these arguments created them.
         wanted = {"beta": (center, variables.ZEROS), "gamma": (scale, variables.ONES)}
@@ -203,8 +224,16 @@ def batch_norm(inputs,
         moving_variance = param("moving_variance", variables.ONES, False, partitioned=False)
         # In the statistics' dtype: slim's legacy path, the one with half-precision
         # variables, had no batch renorm, so there is no slim dtype to follow.
-        renorm_vars = (batch_renorm.create_variables(channels, dtype, variables_collections)
-                       if renorm and training is not False else None)
+        # Created in eval graphs too, as slim did: they restore the same checkpoint.
+        moving_stddev, *renorm_vars = (batch_renorm.create_variables(channels, dtype, initializers)
+                                       if renorm else (None, None, None))
+        renorm_vars = renorm_vars if renorm else None
+        if layout == "layer":
+            for name in ("moving_mean", "moving_variance", "beta", "gamma"):
+                variables.add_to_collections({"moving_mean": moving_mean, "beta": beta,
+                                              "moving_variance": moving_variance,
+                                              "gamma": gamma}[name],
+                                             variables_collections, name)
         debias = (zero_debias_variables(moving_mean, model_variables=layout == "legacy")
                   if zero_debias_moving_mean and training is not False else None)
 
@@ -229,13 +258,13 @@ def batch_norm(inputs,
             if sync_group is not None:
                 return _sync_train(inputs, sync_group, sync_seed, fused=use_fused, axis=axis,
                                    dtype=dtype, beta=beta_t, gamma=gamma_t, epsilon=epsilon,
-                                   data_format=data_format, estimator=moving_variance_estimator)
+                                   data_format=data_format, estimator=estimator)
             if ghost is not None:
                 return _ghost_train(inputs, ghost, fused=use_fused and ghost_batch.fusable(inputs),
                                     axis=axis, dtype=dtype, beta=beta_t, gamma=gamma_t,
                                     epsilon=epsilon, data_format=data_format,
                                     batch_weights=batch_weights,
-                                    estimator=moving_variance_estimator)
+                                    estimator=estimator)
             if use_fused:
                 y, mean, variance = paths.fused_train(inputs, beta=beta_t, gamma=gamma_t,
                                                       epsilon=epsilon, data_format=data_format)
@@ -252,7 +281,7 @@ def batch_norm(inputs,
                                     out_dtype=inputs.dtype)
                 unbiased = False
             count = statistics.count(inputs, [a for a in range(rank) if a != axis], dtype)
-            moving = paths.convert_variance(variance, count, unbiased, moving_variance_estimator)
+            moving = paths.convert_variance(variance, count, unbiased, estimator)
             return BatchStatistics(y, mean, moving, variance)
 
         def frozen():
@@ -263,6 +292,8 @@ def batch_norm(inputs,
 
         if training is False:
             outputs = infer()
+        elif not updates_wanted:
+            outputs = (train() if training is True else tf.cond(training, train, frozen)).outputs
         else:
             batch = train() if training is True else tf.cond(training, train, frozen)
             outputs = batch.outputs
@@ -277,7 +308,13 @@ def batch_norm(inputs,
                             *renorm_vars, batch.mean, batch.biased_variance, epsilon,
                             renorm_decay)
                 with tf.control_dependencies(renorm_updates):
-                    return [assign_moving_average(moving_mean, batch.mean, decay, debias=debias),
+                    mean_update = assign_moving_average(moving_mean, batch.mean, decay,
+                                                        debias=debias)
+                    if moving_stddev is not None:
+                        return [mean_update, batch_renorm.variance_update(
+                            moving_variance, moving_stddev, batch.moving_variance, epsilon,
+                            decay)]
+                    return [mean_update,
                             assign_moving_average(moving_variance, batch.moving_variance, decay)]
 
             if training is True:

@@ -1,8 +1,9 @@
 """The two ways batch norm is computed; both return the same quantities.
 
 * fused: TensorFlow's FusedBatchNorm kernel (one pass for statistics, one for
-  the output, a hand-written gradient). Rank 2 or 4, half or single precision. Its batch variance
-  output is Bessel-corrected (unbiased): tensorflow issue 55545.
+  the output, a hand-written gradient). Rank 2, 4 or 5 (NDHWC/NCDHW), half
+  or single precision. Its batch variance output is Bessel-corrected
+  (unbiased): tensorflow issue 55545.
 * moments: shifted `tf.nn.moments` / `tf.nn.weighted_moments`, then
   `normalize`, any rank, batch weights, and the extra per-channel transforms
   of batch renorm and `adjustment`. Its variance is the biased (divide-by-n)
@@ -21,45 +22,49 @@ import tensorflow as tf
 
 from slimnorm import statistics
 
-# The fused kernel refuses smaller epsilons (cuDNN's limit); its Python
-# wrapper raises epsilon to this value, and so do we, explicitly, as slim did.
-FUSED_MIN_EPSILON = 1.001e-5
 # Input dtypes the kernel has (float64 goes through the moments path).
 FUSED_DTYPES = (tf.float16, tf.bfloat16, tf.float32)
+# The kernel's layouts for rank 4 and 5 inputs, by slim's `data_format` name.
+KERNEL_FORMATS = {4: {"NHWC": "NHWC", "NCHW": "NCHW"}, 5: {"NHWC": "NDHWC", "NCHW": "NCDHW"}}
 
 
 def channel_axis(data_format, rank):
     return 1 if data_format == "NCHW" and rank > 2 else rank - 1
 
 
-def _as_rank4(inputs, rank, data_format):
-    """Rank-2 [N, C] inputs go through the kernel as [N, 1, 1, C]."""
-    if rank == 4:
-        return inputs, data_format
+def _as_kernel_input(inputs, rank, data_format):
+    """(tensor, kernel data_format): rank 4 and 5 as they are, rank 2 as [N, 1, 1, C].
+
+    epsilon goes to the kernel as given: TensorFlow 2.21's fused_batch_norm
+    passes it through (older releases raised it to 1.001e-5, see
+    docs/fidelity.md), and so slim on 2.21 did.
+    """
+    if rank in KERNEL_FORMATS:
+        return inputs, KERNEL_FORMATS[rank][data_format]
     return tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]]), "NHWC"
 
 
-def _from_rank4(outputs, inputs, rank):
-    return outputs if rank == 4 else tf.reshape(outputs, tf.shape(inputs))
+def _from_kernel_output(outputs, inputs, rank):
+    return outputs if rank in KERNEL_FORMATS else tf.reshape(outputs, tf.shape(inputs))
 
 
 def fused_train(inputs, *, beta, gamma, epsilon, data_format):
     """Returns (outputs, batch mean, unbiased batch variance)."""
     rank = inputs.shape.rank
-    x, fmt = _as_rank4(inputs, rank, data_format)
+    x, fmt = _as_kernel_input(inputs, rank, data_format)
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-        x, gamma, beta, epsilon=max(epsilon, FUSED_MIN_EPSILON), data_format=fmt,
+        x, gamma, beta, epsilon=epsilon, data_format=fmt,
         is_training=True)
-    return _from_rank4(y, inputs, rank), mean, variance
+    return _from_kernel_output(y, inputs, rank), mean, variance
 
 
 def fused_inference(inputs, *, mean, variance, beta, gamma, epsilon, data_format):
     rank = inputs.shape.rank
-    x, fmt = _as_rank4(inputs, rank, data_format)
+    x, fmt = _as_kernel_input(inputs, rank, data_format)
     y, _, _ = tf.compat.v1.nn.fused_batch_norm(
         x, gamma, beta, mean=mean, variance=variance,
-        epsilon=max(epsilon, FUSED_MIN_EPSILON), data_format=fmt, is_training=False)
-    return _from_rank4(y, inputs, rank)
+        epsilon=epsilon, data_format=fmt, is_training=False)
+    return _from_kernel_output(y, inputs, rank)
 
 
 def fused_inference_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data_format):
@@ -71,13 +76,13 @@ def fused_inference_gradient(dy, inputs, *, gamma, mean, variance, epsilon, data
     norm to add the terms that come through the global statistics.
     """
     rank = inputs.shape.rank
-    x, fmt = _as_rank4(inputs, rank, data_format)
-    grad, _ = _as_rank4(dy, rank, data_format)
+    x, fmt = _as_kernel_input(inputs, rank, data_format)
+    grad, _ = _as_kernel_input(dy, rank, data_format)
     dx, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
         y_backprop=grad, x=x, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
-        reserve_space_3=tf.zeros([0], mean.dtype), epsilon=max(epsilon, FUSED_MIN_EPSILON),
+        reserve_space_3=tf.zeros([0], mean.dtype), epsilon=epsilon,
         data_format=fmt, is_training=False)
-    return _from_rank4(dx, inputs, rank), dgamma, dbeta
+    return _from_kernel_output(dx, inputs, rank), dgamma, dbeta
 
 
 def broadcast(param, rank, axis):

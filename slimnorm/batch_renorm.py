@@ -8,8 +8,16 @@ statistics, with their own decay (`renorm_decay`), and clipped to
 training and inference see the same normalisation once the averages settle,
 which matters for small or non-i.i.d. batches.
 
-Variables (as tf-slim/Keras named them): `renorm_mean` (init 0) and
-`renorm_stddev` (init 1), both non-trainable model variables.
+Variables, as tf-slim's batch norm (its Keras-layer path, the only one with
+renorm) created them after moving_mean and moving_variance, all
+non-trainable model variables, created in eval graphs too (they restore
+from the same checkpoint) and never put in `variables_collections`:
+  moving_stddev: the inference statistics are tracked as a standard
+    deviation, EMA(sqrt(var + eps)) with `decay`; moving_variance is then
+    set to relu(moving_stddev^2 - eps) (the paper's sigma, Keras' choice);
+  renorm_mean, renorm_stddev: the averages behind r and d, with
+    `renorm_decay`, starting from the moving_mean initializer and the square
+    root of the moving_variance initializer (as moving_stddev does).
 """
 
 import tensorflow as tf
@@ -18,7 +26,7 @@ from slimnorm import checks, variables
 from slimnorm.moving_averages import assign_moving_average
 
 CLIPPING_KEYS = ("rmax", "rmin", "dmax")
-VARIABLE_NAMES = ("renorm_mean", "renorm_stddev")
+VARIABLE_NAMES = ("moving_stddev", "renorm_mean", "renorm_stddev")
 
 
 def check_clipping(renorm_clipping):
@@ -43,19 +51,42 @@ def check_clipping(renorm_clipping):
     return clipping
 
 
-def create_variables(channels, dtype, variables_collections):
+class SqrtOf:
+    """An initializer: the square root of what `initializer` gives (moving_stddev's)."""
+
+    def __init__(self, initializer):
+        self.initializer = initializer
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        return tf.sqrt(self.initializer(shape, dtype=dtype, **kwargs))
+
+
+def create_variables(channels, dtype, initializers):
+    """(moving_stddev, renorm_mean, renorm_stddev), in slim's order and initial values.
+
+    `initializers` is the user's `param_initializers` dict: the renorm
+    variables start where the moving statistics do.
+    """
+    mean_init = initializers.get("moving_mean", variables.ZEROS())
+    stddev_init = SqrtOf(initializers.get("moving_variance", variables.ONES()))
+
     def make(name, init):
         return variables.parameter(
-            name, [channels], dtype, {}, {}, variables_collections, trainable=False,
-            default_initializer=init, partitioned=False)
+            name, [channels], dtype, {}, {}, None, trainable=False,
+            default_initializer=lambda: init, partitioned=False)
 
-    return make("renorm_mean", variables.ZEROS), make("renorm_stddev", variables.ONES)
+    return (make("moving_stddev", stddev_init), make("renorm_mean", mean_init),
+            make("renorm_stddev", stddev_init))
 
 
 def correction(mean, variance, epsilon, renorm_mean, renorm_stddev, clipping):
-    """Returns (r, d), clipped and without gradient."""
+    """Returns (r, d), clipped and without gradient.
+
+    The renorm stddev is floored at sqrt(epsilon) (slim's layer: no division
+    by zero early in training).
+    """
     stddev = tf.sqrt(variance + epsilon)
-    sigma = tf.convert_to_tensor(renorm_stddev)
+    sigma = tf.maximum(tf.convert_to_tensor(renorm_stddev), tf.sqrt(tf.cast(epsilon, stddev.dtype)))
     r = stddev / sigma
     d = (mean - tf.convert_to_tensor(renorm_mean)) / sigma
     if clipping.get("rmin") is not None:
@@ -74,6 +105,20 @@ def updates(renorm_mean, renorm_stddev, mean, variance, epsilon, renorm_decay):
         assign_moving_average(renorm_stddev, tf.sqrt(variance + epsilon), renorm_decay,
                               name="AssignRenormStddev"),
     ]
+
+
+def variance_update(moving_variance, moving_stddev, variance, epsilon, decay):
+    """moving_stddev <- EMA(sqrt(variance + eps)), then moving_variance <- relu(it^2 - eps).
+
+    Returns the new moving variance (a tensor that runs both assignments).
+    """
+    stddev = assign_moving_average(moving_stddev, tf.sqrt(variance + epsilon), decay)
+    with tf.compat.v1.name_scope(None, "AssignNewValue", [moving_variance]) as scope:
+        new = tf.nn.relu(tf.square(stddev) - epsilon)
+        assign = moving_variance.assign(tf.cast(new, moving_variance.dtype.base_dtype),
+                                        read_value=False)
+        with tf.control_dependencies([assign]):
+            return tf.identity(moving_variance.read_value(), name=scope)
 
 
 def clipping_schedule(global_step, *, warmup_steps=5000, dmax_steps=25000, rmax_steps=40000,

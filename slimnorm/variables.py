@@ -73,3 +73,19 @@ def as_tensor(variable, dtype=None):
     if dtype is not None and value.dtype != dtype:
         value = tf.cast(value, dtype)
     return value
+
+
+def add_to_collections(variable, variables_collections, name):
+    """Adds `variable` (each part, if partitioned) to its collections, once each.
+
+    slim's Keras-layer batch norm filled the user's collections this way
+    after building the layer; None (a switched-off beta or gamma) is skipped.
+    """
+    if variable is None:
+        return
+    parts = list(variable) if hasattr(variable, "_variable_list") else [variable]
+    for collection in collections_for(variables_collections, name) or []:
+        present = tf.compat.v1.get_collection(collection)
+        for part in parts:
+            if not any(part is held for held in present):
+                tf.compat.v1.add_to_collection(collection, part)
