@@ -135,7 +135,8 @@ def batch_renorm_train(x, renorm_mean, renorm_stddev, gamma=None, beta=None,
 
     y = ((x - mu_B) / sigma_B * r + d) * gamma + beta with
     r = clip(sigma_B / sigma, rmin, rmax), d = clip((mu_B - mu) / sigma, -dmax, dmax),
-    sigma_B = sqrt(var_B + epsilon) and (mu, sigma) the renorm moving averages.
+    sigma_B = sqrt(var_B + epsilon) and (mu, sigma) the renorm moving averages,
+    sigma at least sqrt(epsilon).
     Returns (y, mu_B, var_B, sigma_B, r, d), statistics of shape [C].
     """
     x = _f64(x)
@@ -145,8 +146,9 @@ def batch_renorm_train(x, renorm_mean, renorm_stddev, gamma=None, beta=None,
     mean, variance = moments(x, axes)
     mean, variance = mean.reshape(-1), variance.reshape(-1)
     stddev = np.sqrt(variance + epsilon)
-    r = stddev / _f64(renorm_stddev)
-    d = (mean - _f64(renorm_mean)) / _f64(renorm_stddev)
+    sigma = np.maximum(_f64(renorm_stddev), np.sqrt(epsilon))   # slim's layer floors it
+    r = stddev / sigma
+    d = (mean - _f64(renorm_mean)) / sigma
     if rmin is not None:
         r = np.maximum(r, rmin)
     if rmax is not None:
