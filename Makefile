@@ -16,6 +16,7 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cpu,test,data,plots]"
+	$(PY) -m pip install --quiet --no-deps tf-keras==2.21.0
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: venv

@@ -48,6 +48,10 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==" + TF_VERSION],
         "gpu": ["tensorflow[and-cuda]==" + TF_VERSION],
+        # Tests also use tf-keras 2.21.0 (tests/slim_oracle.py: tf-slim's own batch_norm as a
+        # test-only oracle; skipped without it). It is not listed here: its declared
+        # dependencies would pull the full `tensorflow` wheel over tensorflow-cpu, so
+        # `make venv` installs it with `pip install --no-deps tf-keras==2.21.0`.
         "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2", "ruff==0.17.6"],
         "data": ["scikit-learn>=1.5,<2"],
         "plots": ["matplotlib>=3.8,<4"],

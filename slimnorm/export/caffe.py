@@ -15,8 +15,7 @@ Caffe splits batch norm into two layers:
 So one slim `<scope>/BatchNorm/{moving_mean, moving_variance, gamma, beta}`
 comes from one BatchNorm layer and the Scale layer that reads its output.
 Caffe normalizes with (x - mean) / sqrt(var + eps): build the slim layer
-with `epsilon` equal to the reported eps (slimnorm's fused kernel raises
-epsilon below 1.001e-5 to that value; the difference is 1e-8 / variance).
+with `epsilon` equal to the reported eps (used as given on every path).
 
 The .caffemodel (a binary `NetParameter`) is decoded here from the protobuf
 wire format with the field numbers of Caffe's published caffe.proto, so
