@@ -272,7 +272,7 @@ def batch_norm(inputs,
             else:
                 x = tf.cast(inputs, dtype)
                 mean, variance = paths.moments(x, axis, batch_weights)
-                scale_, offset = _transforms(
+                scale_, offset = paths.training_transforms(
                     x, axis=axis, mean=mean, variance=variance, beta=beta_t, gamma=gamma_t,
                     epsilon=epsilon, adjustment=adjustment, renorm_vars=renorm_vars,
                     clipping=clipping)
@@ -367,40 +367,6 @@ def _sync_train(inputs, group, seed, *, fused, axis, dtype, beta, gamma, epsilon
         estimator = "unbiased" if fused else "biased"
     moving = paths.convert_variance(variance, count, False, estimator)
     return BatchStatistics(y, mean, moving, variance)
-
-
-def _transforms(x, *, axis, mean, variance, beta, gamma, epsilon, adjustment, renorm_vars,
-                clipping):
-    """(scale, offset) of the moments path's training output after x_hat.
-
-    Plain batch norm: (gamma, beta). With batch renorm's (r, d) and
-    `adjustment`'s (scale, bias), innermost first: x_hat -> x_hat * r + d ->
-    * adj_scale + adj_bias -> * gamma + beta, composed into one affine map.
-    `adjustment` may return any shape that broadcasts against the inputs, so
-    next to it the map is composed in the inputs' layout, not per channel.
-    """
-    def b(param):
-        return param if adjustment is None else paths.broadcast(param, x.shape.rank, axis)
-
-    scale, offset = b(gamma), b(beta)
-    if adjustment is not None:
-        adj_scale, adj_bias = adjustment(tf.shape(x))
-        scale, offset = _compose(tf.cast(adj_scale, x.dtype), tf.cast(adj_bias, x.dtype),
-                                 scale, offset)
-    if renorm_vars is not None:
-        r, d = batch_renorm.correction(mean, variance, epsilon, *renorm_vars, clipping)
-        scale, offset = _compose(b(r), b(d), scale, offset)
-    return scale, offset
-
-
-def _compose(first_scale, first_offset, then_scale, then_offset):
-    """(x * first_scale + first_offset) * then_scale + then_offset as one affine map."""
-    scale, offset = first_scale, first_offset
-    if then_scale is not None:
-        scale, offset = scale * then_scale, offset * then_scale
-    if then_offset is not None:
-        offset = offset + then_offset
-    return scale, offset
 
 
 def _check_batch_weights(batch_weights, inputs):

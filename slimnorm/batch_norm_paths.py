@@ -20,7 +20,7 @@ kernel does this itself, the moments path casts.
 
 import tensorflow as tf
 
-from slimnorm import statistics
+from slimnorm import batch_renorm, statistics
 
 # Input dtypes the kernel has (float64 goes through the moments path).
 FUSED_DTYPES = (tf.float16, tf.bfloat16, tf.float32)
@@ -145,3 +145,37 @@ def convert_variance(variance, count, unbiased_in, estimator):
     if estimator == "biased" and unbiased_in:
         return variance * (count - 1.0) / count
     return variance
+
+
+def training_transforms(x, *, axis, mean, variance, beta, gamma, epsilon, adjustment,
+                        renorm_vars, clipping):
+    """(scale, offset) of the moments path's training output after x_hat.
+
+    Plain batch norm: (gamma, beta). With batch renorm's (r, d) and
+    `adjustment`'s (scale, bias), innermost first: x_hat -> x_hat * r + d ->
+    * adj_scale + adj_bias -> * gamma + beta, composed into one affine map.
+    `adjustment` may return any shape that broadcasts against the inputs, so
+    next to it the map is composed in the inputs' layout, not per channel.
+    """
+    def b(param):
+        return param if adjustment is None else broadcast(param, x.shape.rank, axis)
+
+    scale, offset = b(gamma), b(beta)
+    if adjustment is not None:
+        adj_scale, adj_bias = adjustment(tf.shape(x))
+        scale, offset = compose(tf.cast(adj_scale, x.dtype), tf.cast(adj_bias, x.dtype),
+                                 scale, offset)
+    if renorm_vars is not None:
+        r, d = batch_renorm.correction(mean, variance, epsilon, *renorm_vars, clipping)
+        scale, offset = compose(b(r), b(d), scale, offset)
+    return scale, offset
+
+
+def compose(first_scale, first_offset, then_scale, then_offset):
+    """(x * first_scale + first_offset) * then_scale + then_offset as one affine map."""
+    scale, offset = first_scale, first_offset
+    if then_scale is not None:
+        scale, offset = scale * then_scale, offset * then_scale
+    if then_offset is not None:
+        offset = offset + then_offset
+    return scale, offset
