@@ -151,8 +151,8 @@ def batch_norm(inputs,
         normalised values in training only.
       moving_variance_estimator: 'slim' (default) stores what slim stored: the
         unbiased batch variance where slim ran the fused kernel, the biased
-        one on its moments path (tensorflow issue 55545). 'unbiased' or 'biased' make
-        both paths store that estimator.
+        one on its moments path (tensorflow issue 55545). 'unbiased' or
+        'biased' make both paths store that estimator.
       virtual_batch_size: ghost batch norm (see `slimnorm.ghost_batch`): in
         training, each run of this many examples is normalised with its own
         statistics; it must divide the batch size. None: the whole batch.
@@ -225,15 +225,14 @@ def batch_norm(inputs,
         # In the statistics' dtype: slim's legacy path, the one with half-precision
         # variables, had no batch renorm, so there is no slim dtype to follow.
         # Created in eval graphs too, as slim did: they restore the same checkpoint.
-        moving_stddev, *renorm_vars = (batch_renorm.create_variables(channels, dtype, initializers)
-                                       if renorm else (None, None, None))
-        renorm_vars = renorm_vars if renorm else None
+        moving_stddev, renorm_vars = None, None
+        if renorm:
+            moving_stddev, *renorm_vars = batch_renorm.create_variables(channels, dtype,
+                                                                        initializers)
         if layout == "layer":
-            for name in ("moving_mean", "moving_variance", "beta", "gamma"):
-                variables.add_to_collections({"moving_mean": moving_mean, "beta": beta,
-                                              "moving_variance": moving_variance,
-                                              "gamma": gamma}[name],
-                                             variables_collections, name)
+            for name, variable in (("moving_mean", moving_mean), ("moving_variance",
+                                   moving_variance), ("beta", beta), ("gamma", gamma)):
+                variables.add_to_collections(variable, variables_collections, name)
         debias = (zero_debias_variables(moving_mean, model_variables=layout == "legacy")
                   if zero_debias_moving_mean and training is not False else None)
 
