@@ -13,6 +13,10 @@ the batch variance as `moving_variance_estimator` says), so the result is a
 drop-in for the EMA. As in fvcore, every layer normalizes with its batch
 statistics during these forward passes (training-mode batch norm; no
 gradient, no weight changes), and the N per-batch values get equal weights.
+Batch renorm updates moving_variance through `moving_stddev` (slim's layer,
+`slimnorm.batch_renorm`); its averaged batch variance is the one under that
+update's sqrt(variance + epsilon), and `moving_stddev`, which only training
+reads, is left as trained.
 Dropout does not matter: in slim's networks none sits before a batch norm.
 
     graph: the network built with is_training=True on `images`
@@ -52,6 +56,20 @@ def _update_value(op):
     return None
 
 
+def _renorm_stddevs(moving):
+    """Batch renorm (slim's layer) updates moving_variance through `moving_stddev`."""
+    return [name.rsplit('/', 1)[0] + '/moving_stddev' for name in moving
+            if name.endswith('/moving_variance')]
+
+
+def _renorm_batch_variance(stddev_value):
+    """`variance` of the renorm stddev update's value sqrt(variance + epsilon), or None."""
+    add = stddev_value.op.inputs[0].op if stddev_value.op.type == 'Sqrt' else None
+    if add is None or add.type not in ('Add', 'AddV2'):
+        return None
+    return add.inputs[0]
+
+
 def statistic_tensors(graph):
     """{moving_mean/moving_variance variable name: its batch value tensor}.
 
@@ -70,10 +88,15 @@ def statistic_tensors(graph):
                          'no batch norm to recompute')
     found = {}
     for op in graph.get_operations():
-        if op.type in _ASSIGN_SUB_OPS and _variable_name(op) in moving:
+        if op.type in _ASSIGN_SUB_OPS and _variable_name(op) in moving + _renorm_stddevs(moving):
             value = _update_value(op)
             if value is not None:
                 found[_variable_name(op)] = value
+    for stddev in _renorm_stddevs(moving):
+        if stddev in found:
+            variance = _renorm_batch_variance(found.pop(stddev))
+            if variance is not None:
+                found[stddev.rsplit('/', 1)[0] + '/moving_variance'] = variance
     missing = [name for name in moving if name not in found]
     if missing:
         raise ValueError(
