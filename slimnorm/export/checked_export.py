@@ -59,7 +59,8 @@ def network_to_export(args):
         run.agree('model_kwargs', _without_data_format(args.model_kwargs), 'model_kwargs',
                   _without_data_format(run.model_kwargs))
     height, _, channels = run.input_shape
-    run.agree('image_size', args.image_size, 'image size', height)
+    run.agree('image_size', args.image_size, 'image size', height,
+              otherwise='--export_image_size for another size (a fully convolutional network)')
     run.agree('num_channels', args.num_channels, 'channels', channels)
     run.agree('labels_offset', args.labels_offset)
     classes = run.num_classes

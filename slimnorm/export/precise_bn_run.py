@@ -60,27 +60,23 @@ def training_batches(config, split, num_batches, batch_size, seed=0):
         images, _ = data.split(split)
         return (data.image_shape, data.num_classes,
                 precise_bn.batches(images, num_batches, batch_size, seed))
-    from slimnorm.train import inputs
-    info = inputs.tfrecord_info(config, split)
-    size, dataset = inputs.tfrecord_batches(config, info, batch_size, is_training=True,
-                                            seed=seed)
-    return ((size, size, saved_run.TFRECORD_CHANNELS), info.num_classes,
-            _eager_batches(dataset, num_batches))
-
-
-def _eager_batches(dataset, count):
-    """The first ``count`` batches of images as numpy, read eagerly.
-
-    The consumer runs them in a graph of its own; ``init_scope`` steps out
-    of it to TensorFlow's eager context for each read.
-    """
     import tensorflow as tf
-    with tf.init_scope():
-        iterator = iter(dataset.take(count))
-    for _ in range(count):
-        with tf.init_scope():
-            images = next(iterator)[0].numpy()
-        yield images
+
+    from slimnorm.train import inputs
+    # A graph and session of their own: the consumer runs its batches in another graph.
+    graph = tf.Graph()
+    with graph.as_default():
+        info = inputs.tfrecord_info(config, split)
+        size, dataset = inputs.tfrecord_batches(config, info, batch_size, is_training=True,
+                                                seed=seed)
+        images = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()[0]
+
+    def read():
+        with tf.compat.v1.Session(graph=graph) as sess:
+            for _ in range(num_batches):
+                yield sess.run(images)
+
+    return (size, size, saved_run.TFRECORD_CHANNELS), info.num_classes, read()
 
 
 def check_output(output_prefix):

@@ -19,14 +19,14 @@ before TensorFlow loads.
 import dataclasses
 import os
 
-from slimnorm.choices import DEFAULT_PREPROCESSING, TFRECORD
+from slimnorm.choices import DATASETS, DEFAULT_PREPROCESSING, TFRECORD
 from slimnorm.train import config as run_config
 
-# (height, width, channels) of the in-memory sets (slimnorm.data.datasets)
-# and their classes: the network input of a run_config.json written before
-# training recorded input_shape and num_classes.
-DATA_SHAPES = {'digits': (8, 8, 1), 'fashion_mnist': (28, 28, 1), 'mnist_dir': (28, 28, 1)}
-DATA_CLASSES = {'digits': 10, 'fashion_mnist': 10, 'mnist_dir': 10}
+# (height, width, channels) of the fixed in-memory sets (slimnorm.data.datasets)
+# and their classes, for a run_config.json written before training recorded
+# input_shape and num_classes (mnist_dir: read from its files).
+DATA_SHAPES = {'digits': (8, 8, 1), 'fashion_mnist': (28, 28, 1)}
+DATA_CLASSES = {'digits': 10, 'fashion_mnist': 10}
 # TFRecords are decoded to RGB (slimnorm.data.tfrecord.read_batches).
 TFRECORD_CHANNELS = 3
 # Written by precise BN: its moving statistics are not an EMA of training.
@@ -69,8 +69,9 @@ class SavedRun:
         if self.fields.get('input_shape'):
             return tuple(self.fields['input_shape'])
         size = self.fields.get('image_size') or 0
-        if self.dataset in DATA_SHAPES:
-            height, width, channels = DATA_SHAPES[self.dataset]
+        if self.dataset in DATASETS:
+            height, width, channels = (DATA_SHAPES.get(self.dataset)
+                                       or self.load_data().image_shape)
             return (size, size, channels) if size else (height, width, channels)
         if not size:
             from nets import nets_factory
@@ -89,10 +90,17 @@ class SavedRun:
             return int(self.fields['num_classes'])
         if self.dataset in DATA_CLASSES:
             return DATA_CLASSES[self.dataset]
+        if self.dataset in DATASETS:  # mnist_dir: one more than its largest label
+            return self.load_data().num_classes
         from slimnorm.data import tfrecord
         split = self.fields.get('split') or 'train'
         return tfrecord.find_dataset(self.fields.get('data_dir'), split,
                                      labels_offset=self.labels_offset).num_classes
+
+    def load_data(self):
+        """The run's in-memory data set (raises when it cannot be read here)."""
+        from slimnorm.data import datasets
+        return datasets.load(self.dataset, self.fields.get('data_dir'))
 
     @property
     def precise_bn(self):
@@ -103,11 +111,12 @@ class SavedRun:
         names = run_config.GRAPH_FIELDS + run_config.INPUT_FIELDS
         return {name: self.fields[name] for name in names if name in self.fields}
 
-    def agree(self, flag, value, field=None, run_value=None):
+    def agree(self, flag, value, field=None, run_value=None, otherwise=''):
         """Raises ValueError when a given flag (not None) contradicts the run.
 
         ``field``: the run_config.json key (default: ``flag``); ``run_value``:
-        the run's value when it is not stored under one key.
+        the run's value when it is not stored under one key; ``otherwise``:
+        the legitimate way to another value, if there is one.
         """
         field = field or flag
         if run_value is None:
@@ -116,7 +125,7 @@ class SavedRun:
             return
         raise ValueError(f'{flag}={value!r} contradicts {self.path}: {field}={run_value!r} '
                          f'(the run the checkpoint comes from); accepted: {run_value!r} or '
-                         f'no --{flag}')
+                         f'no --{flag}' + (f', or {otherwise}' if otherwise else ''))
 
 
 def find(checkpoint_path):
@@ -144,6 +153,28 @@ _FLAG_NAMES = {'model': 'model_name', 'dataset': 'dataset_name', 'data_dir': 'da
                'split': 'dataset_split_name'}
 
 
+# What fine-tuning takes from its source's run: the network, not the data.
+FINE_TUNING_FIELDS = ('model', 'normalizer')
+
+
+def fine_tuning_fields(checkpoint_path, given):
+    """ModelConfig fields of a run warm-started from ``checkpoint_path``.
+
+    ``given``: the fields set by flags. The source's model and normalizer
+    are the defaults, and a flag contradicting them is refused; its
+    model_kwargs are the default (a flag may change them: the shapes are
+    checked when the variables are restored).
+    """
+    run = find(checkpoint_path)
+    if run is None:
+        return dict(given)
+    agree_all(run, given, FINE_TUNING_FIELDS)
+    fields = {name: run.fields[name] for name in FINE_TUNING_FIELDS + ('model_kwargs',)
+              if name in run.fields}
+    fields.update(given)
+    return fields
+
+
 def graph_variables(graph):
     """{name: shape list} of the global variables of ``graph``."""
     import tensorflow as tf
@@ -158,13 +189,14 @@ def check_variables(variables, checkpoint,
 
     ``variables``: {name: shape} of the graph (`graph_variables`). A shape
     mismatch is named first (variable, graph shape, checkpoint shape), then
-    a variable the checkpoint lacks.
+    a variable the checkpoint lacks, each in the graph's order (the input
+    layer first).
     """
     import tensorflow as tf
     stored = {name: list(shape) for name, shape in tf.train.list_variables(checkpoint)}
-    shapes = [(name, list(shape), stored[name]) for name, shape in sorted(variables.items())
+    shapes = [(name, list(shape), stored[name]) for name, shape in variables.items()
               if name in stored and list(shape) != stored[name]]
-    missing = sorted(name for name in variables if name not in stored)
+    missing = [name for name in variables if name not in stored]
     more = len(shapes) + len(missing) - 1
     tail = f' ({more} more variables differ)' if more else ''
     if shapes:
@@ -184,10 +216,10 @@ def sample_images(run, count):
     """
     import numpy as np
     import tensorflow as tf
-    if run.dataset in DATA_SHAPES:
+    if run.dataset in DATASETS:
         from slimnorm.data import datasets
         try:
-            data = datasets.load(run.dataset, run.fields.get('data_dir'))
+            data = run.load_data()
         except (datasets.DatasetUnavailableError, ValueError, OSError):
             return None
         images = data.test_images[:count]
