@@ -75,12 +75,17 @@ def test_unfrozen_export_and_bad_flags(tmp_path, capsys):
 def test_checkpoint_of_another_network_is_one_line(tmp_path, capsys):
     checkpoint = helpers.train_checkpoint(str(tmp_path), 'small_convnet', 8, steps=1,
                                           depths=[4, 4])
-    code = cli.export_main(['--model_name', 'small_convnet', '--num_classes', '10',
-                            '--image_size', '8', '--num_channels', '1',
-                            '--checkpoint_path', checkpoint,
-                            '--output_file', str(tmp_path / 'x.pb')])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.export_main(['--model_name', 'small_convnet', '--num_classes', '10',
+                         '--image_size', '8', '--num_channels', '1',
+                         '--checkpoint_path', checkpoint,
+                         '--output_file', str(tmp_path / 'x.pb')])
     err = capsys.readouterr().err
-    assert code == 1 and 'cannot restore' in err and len(err.strip().splitlines()) == 1
+    # No run_config.json beside it: the variables are checked before writing.
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert ('variable SmallConvNet/conv1/weights has shape [3, 3, 1, 32] in the graph but '
+            '[3, 3, 1, 4] in checkpoint') in err
+    assert not (tmp_path / 'x.pb').exists()
 
 
 def test_flags_are_checked_before_tensorflow_loads():

@@ -18,7 +18,12 @@ from slimnorm import checkpoints
 from slimnorm.choices import TFRECORD
 from slimnorm.cli import common
 from slimnorm.train import config as run_config  # no TensorFlow: flags are checked first
+from slimnorm.train import saved_run
 
+# Flags that must agree with the run_config.json beside the checkpoint (the
+# image size is checked on its own; --dataset_dir may differ: data move).
+AGREE_WITH_RUN = ('model', 'dataset', 'normalizer', 'model_kwargs', 'labels_offset',
+                  'preprocessing_name')
 # Full-size images (224x224 Inception inputs) come in smaller batches.
 TFRECORD_EVAL_BATCH = 100
 
@@ -51,9 +56,14 @@ def build_parser(prog='slimnorm-eval'):
     return parser
 
 
-def _report(metrics):
+def _report(metrics, config, run):
     from slimnorm.train import evaluation
     print(evaluation.format_table(metrics))
+    warning = evaluation.moving_statistics_warning(
+        config, metrics['checkpoint'], metrics['global_step'],
+        precise_bn=bool(run and run.precise_bn))
+    if warning:
+        print(warning)
     print(json.dumps(metrics, sort_keys=True), flush=True)
 
 
@@ -71,9 +81,13 @@ def run(args):
                              'timeout (it is only used with --watch)')
         checkpoints.check_path(path)
     saved = run_config.read_run_config(directory) or {}
-    fields = common.model_fields_from_args(
-        args, {name: saved[name] for name in run_config.GRAPH_FIELDS + run_config.INPUT_FIELDS
-               if name in saved})
+    run = saved_run.find(directory)
+    given = common.model_fields_from_args(args)
+    if run is not None:
+        saved_run.agree_all(run, given, AGREE_WITH_RUN)
+        run.agree('eval_image_size', given.get('image_size'), 'image_size',
+                  run.fields.get('image_size') or run.input_shape[0])
+    fields = dict(run.model_config_fields() if run else {}, **given)
     scopes = run_config.split_scopes(args.checkpoint_exclude_scopes)
     tfrecords = fields.get('dataset') == TFRECORD
     split = args.split or ('validation' if tfrecords else 'test')
@@ -86,11 +100,11 @@ def run(args):
         checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
     from slimnorm.train import evaluation  # TensorFlow from here on
     if not args.watch:
-        _report(evaluation.evaluate(config, path))
+        _report(evaluation.evaluate(config, path), config, run)
         return 0
     for metrics in evaluation.watch(config, path, timeout=args.timeout,
                                     max_steps=saved.get('max_steps')):
-        _report(metrics)
+        _report(metrics, config, run)
         evaluation.write_eval_summary(metrics, path)
     return 0
 

@@ -19,6 +19,7 @@ import sys
 
 from slimnorm.choices import LR_SCHEDULES, OPTIMIZERS
 from slimnorm.cli import common
+from slimnorm.train import saved_run
 from slimnorm.train.config import TrainConfig, split_scopes  # no TensorFlow: checked first
 
 TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'learning_rate', 'lr_schedule',
@@ -135,6 +136,8 @@ def run_scale_out(config, log=print):
 def run(args):
     """Trains with the parsed flags; returns the exit code."""
     fields = common.model_fields_from_args(args)
+    if args.checkpoint_path:  # the source's network (saved_run), not its data
+        fields = saved_run.fine_tuning_fields(args.checkpoint_path, fields)
     fields.update({name: getattr(args, name)
                    for name in TRAIN_FLAGS + FINE_TUNING_FLAGS + SCALE_OUT_FLAGS})
     fields.update(checkpoint_exclude_scopes=split_scopes(args.checkpoint_exclude_scopes),

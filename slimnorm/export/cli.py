@@ -14,7 +14,7 @@ import os
 import sys
 
 from slimnorm import checkpoints
-from slimnorm.choices import DATASETS, MODELS, normalizer_names
+from slimnorm.choices import MODELS, normalizer_names
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
 
 DATA_FORMATS = ('NHWC', 'NCHW')
@@ -54,20 +54,24 @@ def _positive_int(text):
 
 
 def add_model_flags(parser, num_channels=True,
-                    image_size_help="height and width (default: the network's default size)"):
-    """The flags that rebuild the trained network (shared by the commands)."""
+                    image_size_help="height and width (default: the run's, else the "
+                                    "network's default size)"):
+    """The flags that rebuild the trained network; None: the run's value (run_config.json)."""
     add = parser.add_argument
-    add('--model_name', default='inception_v2', choices=MODELS)
-    add('--normalizer', default='batch', choices=normalizer_names())
-    add('--data_format', default='NHWC', choices=DATA_FORMATS,
-        help="the network's layout (the input stays NHWC)")
-    add('--model_kwargs', type=_json_object, default={},
+    add('--model_name', default=None, choices=MODELS,
+        help="default: the run's (run_config.json beside the checkpoint), else inception_v2")
+    add('--normalizer', default=None, choices=normalizer_names(),
+        help="default: the run's, else batch")
+    add('--data_format', default=None, choices=DATA_FORMATS,
+        help="the network's layout (the input stays NHWC; default: the run's, else NHWC)")
+    add('--model_kwargs', type=_json_object, default=None,
         help='JSON object of further network arguments, e.g. '
-             '\'{"depth_multiplier": 0.5}\' or \'{"fc_units": 128}\'')
+             '\'{"depth_multiplier": 0.5}\' or \'{"fc_units": 128}\' (default: the run\'s)')
     add('--image_size', type=_positive_int, default=None,
         help=image_size_help)
     if num_channels:
-        add('--num_channels', type=_positive_int, default=3)
+        add('--num_channels', type=_positive_int, default=None,
+            help="default: the run's, else 3")
 
 
 def export_parser():
@@ -75,19 +79,25 @@ def export_parser():
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(parser)
     add = parser.add_argument
+    add('--export_image_size', type=_positive_int, default=None,
+        help="export at this square size instead of the run's (a fully convolutional "
+             "network served at another size); --image_size must agree with the run")
     add('--dataset_name', default=None,
         help='imagenet|flowers|cifar10|mnist|digits|fashion_mnist|mnist_dir: '
-             'sets the number of classes (default imagenet unless --num_classes)')
+             "sets the number of classes (default: the run's, else imagenet unless "
+             '--num_classes)')
     add('--num_classes', type=_positive_int, default=None)
-    add('--labels_offset', type=int, default=0,
-        help='subtracted from the number of classes (slim: 1 drops background)')
+    add('--labels_offset', type=int, default=None,
+        help='subtracted from the number of classes (slim: 1 drops background; '
+             "default: the run's, else 0)")
     add('--batch_size', type=_positive_int, default=None,
         help='static batch size of `input` (default: any)')
     add('--is_training', action='store_true',
         help='build batch norm and dropout in training mode')
     add('--output_file', required=True, help='the binary GraphDef to write')
     add('--checkpoint_path', default=None,
-        help='checkpoint prefix or directory (its latest): freeze its values')
+        help='checkpoint prefix or directory (its latest): freeze its values; the '
+             'network comes from the run_config.json beside it')
     add('--fold_batch_norms', action='store_true',
         help='fold eval-mode batch norm into the layer before it (needs '
              '--checkpoint_path)')
@@ -98,27 +108,26 @@ def export_parser():
 
 
 def _check_export_args(parser, args):
-    from slimnorm.export import names
-    if args.dataset_name is None and args.num_classes is None:
-        args.dataset_name = 'imagenet'
-    elif args.dataset_name is not None and args.num_classes is not None:
+    """The network to export (checked_export.Network); bad flags -> parser.error."""
+    from slimnorm.export import checked_export
+    if args.dataset_name is not None and args.num_classes is not None:
         parser.error('give --dataset_name (%s) or --num_classes (%s), not both'
                      % (args.dataset_name, args.num_classes))
     for flag in ('fold_batch_norms', 'saved_model_dir'):
         if getattr(args, flag) and not args.checkpoint_path:
             parser.error('--%s needs --checkpoint_path: only a frozen graph '
                          'can be folded or served' % flag)
-    if args.checkpoint_path:
-        try:
-            checkpoints.check_path(args.checkpoint_path)
-        except ValueError as err:
-            parser.error(str(err))
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
+    if args.saved_model_dir and os.path.exists(args.saved_model_dir) and (
+            not os.path.isdir(args.saved_model_dir) or os.listdir(args.saved_model_dir)):
+        parser.error('saved_model_dir=%r exists and is not an empty directory; accepted: '
+                     'a new directory' % (args.saved_model_dir,))
     try:
-        return names.num_classes_for(args.dataset_name, args.num_classes,
-                                      args.labels_offset)
+        if args.checkpoint_path:
+            checkpoints.check_path(args.checkpoint_path)
+        return checked_export.network_to_export(args)
     except ValueError as err:
         parser.error(str(err))
 
@@ -126,46 +135,50 @@ def _check_export_args(parser, args):
 def export_main(argv=None):
     parser = export_parser()
     args = parser.parse_args(argv)
-    num_classes = _check_export_args(parser, args)
+    network = _check_export_args(parser, args)
     quiet_tensorflow()
     import tensorflow as tf
 
-    from slimnorm.export import fold, freeze, saved_model
+    from slimnorm.export import checked_export, fold, verify
+    from slimnorm.train import saved_run
     try:
-        graph = freeze.build_inference_graph(
-            args.model_name, num_classes, image_size=args.image_size,
-            batch_size=args.batch_size, num_channels=args.num_channels,
-            is_training=args.is_training,
-            normalizer=None if args.normalizer == 'none' else args.normalizer,
-            data_format=args.data_format, **args.model_kwargs)
+        graph = checked_export.build_graph(network, args.batch_size, args.is_training)
+        checkpoint = args.checkpoint_path and checkpoints.resolve(args.checkpoint_path)
+        if checkpoint:
+            saved_run.check_variables(saved_run.graph_variables(graph), checkpoint)
     except ValueError as err:
         parser.error(str(err))
-    if not args.checkpoint_path:
-        freeze.write_graph_def(graph.as_graph_def(), args.output_file)
-        print('Wrote %s (not frozen: no --checkpoint_path)' % args.output_file)
-        return 0
+    images, source = checked_export.verification_images(network, graph, args.batch_size)
+    checked = 'checked on %s against the %s graph: max relative error %%.2g' % (
+        source, 'checkpoint\'s' if checkpoint else 'initialized')
     try:
-        graph_def = freeze.restore_and_freeze(graph, args.checkpoint_path)
-    except ValueError as err:
-        parser.error(str(err))
-    except tf.errors.OpError as err:  # e.g. a checkpoint of another network
+        if not checkpoint:
+            _, error = checked_export.write_unfrozen(graph, args.output_file, images)
+            print('Wrote %s (not frozen: no --checkpoint_path; %s)'
+                  % (args.output_file, checked % error))
+            return 0
+
+        def transform(graph_def):
+            if not args.fold_batch_norms:
+                return graph_def
+            result = fold.fold_batch_norms(graph_def, checked_export.names.OUTPUT_NAMES)
+            print('Folded %d batch norm(s) into the layer before them; %d into a '
+                  'multiply-add' % (len(result.folded), len(result.affine)))
+            return result.graph_def
+
+        graph_def, error = checked_export.write_frozen(
+            graph, transform, checkpoint, args.output_file, images, args.saved_model_dir)
+    except tf.errors.OpError as err:
         print('export_inference_graph: cannot restore %s into %s: %s'
-              % (args.checkpoint_path, args.model_name, err.message.splitlines()[0]),
+              % (args.checkpoint_path, network.model_name, err.message.splitlines()[0]),
               file=sys.stderr)
         return 1
-    if args.fold_batch_norms:
-        result = fold.fold_batch_norms(graph_def, freeze.OUTPUT_NAMES)
-        graph_def = result.graph_def
-        print('Folded %d batch norm(s) into the layer before them; %d into a '
-              'multiply-add' % (len(result.folded), len(result.affine)))
-    freeze.write_graph_def(graph_def, args.output_file)
-    print('Wrote %s (frozen, %d nodes)' % (args.output_file, len(graph_def.node)))
+    except (verify.ExportMismatchError, ValueError) as err:
+        print('export_inference_graph: %s' % err, file=sys.stderr)
+        return 1
+    print('Wrote %s (frozen, %d nodes; %s)' % (args.output_file, len(graph_def.node),
+                                              checked % error))
     if args.saved_model_dir:
-        try:
-            saved_model.write_saved_model(graph_def, args.saved_model_dir)
-        except ValueError as err:
-            print('export_inference_graph: %s' % err, file=sys.stderr)
-            return 1
         print('Wrote SavedModel %s' % args.saved_model_dir)
     return 0
 
@@ -174,21 +187,25 @@ PRECISE_BN_DESCRIPTION = """\
 Precise batch norm: recompute every moving_mean / moving_variance of a
 checkpoint as the equal-weight average, over --num_batches training
 batches, of the batch statistics the trained weights produce (fvcore's
-update_bn_stats), and write a new checkpoint with everything else copied.
-Give the network flags the checkpoint was trained with."""
+update_bn_stats), and write a new run (checkpoint, state file,
+run_config.json) that eval reads as it is. The network and the data are the
+run's (the run_config.json beside the checkpoint: any data set training
+reads, TFRecords included); flags may only repeat them, --dataset_dir may
+point elsewhere. A research/slim checkpoint needs --model_name and
+--dataset_name."""
 
 
 def precise_bn_parser():
+    from slimnorm.cli import common
     parser = ArgumentParser(prog='precise_bn', description=PRECISE_BN_DESCRIPTION)
-    add_model_flags(parser, num_channels=False,  # the data set's channels
-                    image_size_help='resize the images to this square size, as '
-                                    'train.py --image_size did (default: as stored)')
-    parser.set_defaults(model_name='small_convnet')
+    common.add_model_arguments(parser, image_size_flag='--train_image_size')
+    common.add_tfrecord_arguments(parser)
     add = parser.add_argument
-    add('--dataset', default='digits', choices=DATASETS, help='its train split is used')
-    add('--data_dir', default=None)
+    add('--dataset_split_name', '--split', dest='split', default=None,
+        help="the split whose batches are used (default: the run's training split)")
     add('--checkpoint_path', required=True, help='checkpoint prefix or directory')
-    add('--output_path', required=True, help='prefix of the checkpoint to write')
+    add('--output_path', required=True,
+        help='prefix of the checkpoint to write, in a new or empty directory')
     add('--num_batches', type=_positive_int, default=200)
     add('--batch_size', type=_positive_int, default=32)
     add('--seed', type=int, default=0)
@@ -196,43 +213,34 @@ def precise_bn_parser():
 
 
 def precise_bn_main(argv=None):
+    from slimnorm.cli import common
+    from slimnorm.export import precise_bn_run
     parser = precise_bn_parser()
     args = parser.parse_args(argv)
+    try:
+        checkpoints.check_path(args.checkpoint_path)
+        config, split, run = precise_bn_run.run_to_recompute(
+            args.checkpoint_path, common.model_fields_from_args(args), args.split)
+        precise_bn_run.check_output(args.output_path)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
     quiet_tensorflow()
-    import tensorflow as tf
-
-    from slimnorm.data import datasets
-    from slimnorm.export import precise_bn
     try:
         checkpoint = checkpoints.resolve(args.checkpoint_path)
-        data = datasets.load(args.dataset, args.data_dir)
+        shape, classes, batches = precise_bn_run.training_batches(
+            config, split, args.num_batches, args.batch_size, args.seed)
+        facts = precise_bn_run.source_facts(config, run, checkpoint, split, args.num_batches,
+                                            args.batch_size, shape, classes)
+        output, changes = precise_bn_run.write_run(
+            lambda images: config.build_logits(images, classes, is_training=True),
+            shape, checkpoint, args.output_path, batches, facts)
     except (ValueError, OSError) as err:
         parser.error(str(err))
-
-    def build(images):
-        if args.image_size:
-            images = tf.image.resize(images, [args.image_size, args.image_size])
-        from nets import nets_factory
-        network_fn = nets_factory.get_network_fn(
-            args.model_name, data.num_classes, is_training=True,
-            normalizer=None if args.normalizer == 'none' else args.normalizer,
-            data_format=args.data_format, **args.model_kwargs)
-        if args.data_format == 'NCHW':
-            images = tf.transpose(images, [0, 3, 1, 2])
-        return network_fn(images)
-
-    image_batches = precise_bn.batches(data.train_images, args.num_batches,
-                                       args.batch_size, args.seed)
-    try:
-        output, changes = precise_bn.precise_bn_checkpoint(
-            build, data.image_shape, checkpoint, args.output_path, image_batches)
-    except ValueError as err:
-        print('precise_bn: %s' % err, file=sys.stderr)
-        return 1
     for name, (old, new) in sorted(changes.items()):
         print('%-60s max |new - old| %.4g' % (name, float(abs(new - old).max())))
-    print('Wrote %s (%d statistics from %d batches of %d)'
-          % (output, len(changes), args.num_batches, args.batch_size))
+    print('Wrote %s (%d statistics from %d batches of %d of %s split %r) and its '
+          'run_config.json' % (output, len(changes), args.num_batches, args.batch_size,
+                               config.dataset, split))
     return 0
 
 

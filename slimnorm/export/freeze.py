@@ -77,6 +77,9 @@ def build_inference_graph(model_name, num_classes, image_size=None,
         image_size = nets_factory.NETWORKS[model_name][0].default_image_size
     graph = tf.Graph()
     with graph.as_default():
+        # Seeded initializers: an unfrozen export computes the same before
+        # and after it is written (slimnorm.export.checked_export checks it).
+        tf1.set_random_seed(0)
         images = tf1.placeholder(
             tf.float32, [batch_size, image_size, image_size, num_channels],
             name=INPUT_NAME)

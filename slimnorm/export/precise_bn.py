@@ -166,9 +166,10 @@ def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
         images = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
         build_fn(images)
         tensors = statistic_tensors(graph)
+        from slimnorm.train import saved_run
+        saved_run.check_variables(saved_run.graph_variables(graph), checkpoint_path)
         old = checkpoint_io.read_checkpoint(checkpoint_path)
-        model_variables = [v for v in tf1.global_variables() if v.op.name in old]
-        saver = tf1.train.Saver(model_variables)
+        saver = tf1.train.Saver(tf1.global_variables())
         with tf1.Session() as sess:
             saver.restore(sess, checkpoint_path)
             new = average_statistics(sess, tensors,

@@ -381,11 +381,17 @@ class EvalConfig(ModelConfig):
         return self
 
 
-def write_run_config(train_dir, config):
-    """Writes ``config`` (a dataclass) to ``train_dir`` atomically."""
+def write_run_config(train_dir, config, facts=None):
+    """Writes ``config`` (a dataclass, or a dict of its fields) to ``train_dir`` atomically.
+
+    ``facts``: further keys, e.g. what the network was fed (``input_shape``,
+    ``num_classes``: `slimnorm.train.saved_run` reads them).
+    """
     path = os.path.join(train_dir, RUN_CONFIG_FILE)
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+        fields = config if isinstance(config, dict) else dataclasses.asdict(config)
+        json.dump(dict(fields, **(facts or {})), f, indent=2,
+                  sort_keys=True)
     os.replace(path + '.tmp', path)
 
 

@@ -21,12 +21,15 @@ batches, or (``dataset='tfrecord'``) every record of a TFRecord split read
 once with the evaluation preprocessing; a bad record is a ValueError naming
 the split and the problem.
 """
+import inspect
+import math
 import os
 
 import tensorflow as tf
 
 from slimnorm import checkpoints, training
 from slimnorm.train import inputs
+from slimnorm.train.config import NORMALIZERS_WITH_MOVING_STATISTICS
 
 tf1 = tf.compat.v1
 
@@ -162,3 +165,63 @@ def write_eval_summary(metrics, directory):
     writer.add_summary(tf1.Summary(value=values), metrics['global_step'])
     writer.close()
 
+
+
+# The moving statistics start at mean 0, variance 1 and keep decay**steps of
+# that start: below e**-3 (three time constants 1/(1 - decay)) they are
+# taken as converged and evaluation says nothing.
+CONVERGED_WEIGHT = math.exp(-3)
+
+
+def batch_norm_decay(model, model_kwargs):
+    """(decay of the moving averages, the model_kwargs key that sets it).
+
+    As the network resolves it: ``normalizer_params['decay']``, else the arg
+    scope's ``batch_norm_decay`` (Inception), else the network's own
+    BATCH_NORM_DEFAULTS, else slimnorm.batch_norm's default.
+    """
+    import slimnorm
+    from nets import nets_factory
+    network, arg_scope = nets_factory.NETWORKS[model]
+    params = model_kwargs.get('normalizer_params') or {}
+    scope_default = inspect.signature(arg_scope).parameters.get('batch_norm_decay')
+    if scope_default is not None:
+        key = 'batch_norm_decay'
+        decay = model_kwargs.get(key, scope_default.default)
+    else:
+        key = 'normalizer_params'
+        module = inspect.getmodule(network)
+        defaults = getattr(module, 'BATCH_NORM_DEFAULTS', {})
+        decay = defaults.get('decay', inspect.signature(
+            slimnorm.batch_norm).parameters['decay'].default)
+    return float(params.get('decay', decay)), key
+
+
+def moving_statistics_warning(config, checkpoint, global_step, precise_bn=False):
+    """One line when the moving statistics are still near their start, else None.
+
+    ``precise_bn``: the checkpoint's statistics were recomputed (precise BN),
+    not averaged during training: nothing to say.
+    """
+    if (config.normalizer not in NORMALIZERS_WITH_MOVING_STATISTICS or config.batch_stats
+            or precise_bn):
+        return None
+    decay, key = batch_norm_decay(config.model, config.model_kwargs)
+    remaining = decay ** global_step
+    if remaining <= CONVERGED_WEIGHT:
+        return None
+    reader = tf.train.load_checkpoint(checkpoint)
+    variances = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+                 if name.endswith('/moving_variance')]
+    distance = (sum(float(abs(v - 1.0).sum()) for v in variances)
+                / max(1, sum(v.size for v in variances)))
+    needed = math.ceil(math.log(CONVERGED_WEIGHT) / math.log(decay)) if decay > 0 else 1
+    lower = ('{"batch_norm_decay": 0.9}' if key == 'batch_norm_decay'
+             else '{"normalizer_params": {"decay": 0.9}}')
+    return (f'warning: the batch-norm moving statistics cannot be trusted yet: after '
+            f'{global_step} steps at decay {decay:g}, {remaining:.1%} of their start '
+            f'(mean 0, variance 1) is still in them (moving_variance is on average '
+            f'{distance:.3f} from 1.0), and evaluation normalizes with them. Ways out: a '
+            f"lower batch-norm decay (train with --model_kwargs '{lower}'), longer "
+            f'training ({needed} steps at decay {decay:g}), or precise BN '
+            '(slimnorm-precise-bn --checkpoint_path ... --output_path ...)')

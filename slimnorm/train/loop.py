@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from slimnorm import training
-from slimnorm.train import clones, warm_start
+from slimnorm.train import clones, saved_run, warm_start
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
 
@@ -238,8 +238,10 @@ def train(config, log=_print, worker=None):
     chief = worker is None or worker.is_chief
     latest = None
     if chief:
-        os.makedirs(config.train_dir, exist_ok=True)
-        latest = tf.train.latest_checkpoint(config.train_dir)
+        # Nothing is written to train_dir until the graph is built and a
+        # checkpoint already there is found to hold its variables.
+        latest = (tf.train.latest_checkpoint(config.train_dir)
+                  if os.path.isdir(config.train_dir) else None)
         if latest:
             _check_resumable(config)
     graph = tf.Graph()
@@ -260,7 +262,14 @@ def train(config, log=_print, worker=None):
                                             config.ignore_missing_vars, log)
     graph.finalize()
     if chief:
-        run_config.write_run_config(config.train_dir, config)
+        if latest:
+            saved_run.check_variables(
+                saved_run.graph_variables(graph), latest,
+                accepted=f'a new train_dir, or the network train_dir={config.train_dir!r} '
+                'holds')
+        os.makedirs(config.train_dir, exist_ok=True)
+        run_config.write_run_config(config.train_dir, config,
+                                    run_facts(config, data.images, data.num_classes))
     skips = train_inputs.SkipCounter() if data.positions is not None else None
     # slim's batch_size is per clone: each step takes num_clones batches.
     examples_per_step = config.batch_size * config.num_clones
@@ -361,11 +370,21 @@ def train(config, log=_print, worker=None):
     return result
 
 
+def run_facts(config, images, num_classes):
+    """What run_config.json records besides the config: the network's input and classes."""
+    height, width, channels = images.shape.as_list()[1:]
+    if config.image_size:
+        height = width = config.image_size
+    return {'input_shape': [height, width, channels], 'num_classes': num_classes}
+
+
 def _saved_step(checkpoint):
     """The global step stored in ``checkpoint`` (0 for None)."""
     if not checkpoint:
         return 0
-    return int(tf.train.load_checkpoint(checkpoint).get_tensor('global_step'))
+    reader = tf.train.load_checkpoint(checkpoint)
+    # Without one, it is no checkpoint of this loop: check_variables says so.
+    return int(reader.get_tensor('global_step')) if reader.has_tensor('global_step') else 0
 
 
 def remove_incomplete_checkpoints(train_dir):
