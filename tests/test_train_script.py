@@ -139,11 +139,11 @@ def test_sigterm_saves_a_final_checkpoint_and_exits_0(tmp_path):
     (['--normalizer', 'batchnorm'], ['normalizer', "'batchnorm'", 'batch_renorm', 'none']),
     (['--dataset', 'cifar10'], ['dataset', "'cifar10'", 'digits', 'mnist_dir']),
     (['--batch_size', '0'], ['batch_size', '0', '>= 1']),
-    (['--lr_schedule', 'linear'], ['lr_schedule', "'linear'", 'cosine']),
+    (['--lr_schedule', 'linear'], ['learning_rate_decay_type', "'linear'", 'cosine']),
     (['--dataset', 'mnist_dir'], ['data_dir=None', 'dataset=mnist_dir', 'train-images']),
     (['--model_kwargs', '{"depths": '], ["model_kwargs='{\"depths\": ' is not JSON"]),
     (['--max_steps', 'many'], ["--max_steps: invalid int value: 'many'"]),
-    (['--max_number_of_steps', '0'], ['max_steps', '0', '>= 1']),
+    (['--max_number_of_steps', '0'], ['max_number_of_steps', '0', '>= 1']),
     (['--dataset_name', 'tfrecord'], ['data_dir=None', 'dataset=tfrecord', '--dataset_dir']),
     (['--dataset_name', 'tfrecord', '--dataset_dir', 'x', '--preprocessing_name', 'vgg'],
      ['preprocessing_name', "'vgg'", 'inception', 'light']),
@@ -193,14 +193,15 @@ def test_missing_data_is_a_usage_error_naming_the_package(tmp_path):
 
 
 def test_learning_rate_schedules():
-    from slimnorm.train import loop
+    from slimnorm.train import optimization
     values = {}
     with tf.Graph().as_default():
         step = tf.compat.v1.placeholder(tf.int64, [])
-        for schedule in choices.LR_SCHEDULES:
+        for schedule in choices.LR_SCHEDULES + tuple(choices.LR_SCHEDULE_ALIASES):
             config = run_config.TrainConfig(learning_rate=0.1, lr_schedule=schedule,
                                             max_steps=100, warmup_steps=10)
-            values[schedule] = loop.learning_rate_schedule(config, step)
+            values[schedule] = optimization.learning_rate(config.check(), step,
+                                                          examples_per_epoch=3200)
         with tf.compat.v1.Session() as sess:
             table = {s: [sess.run(values[s], {step: i}) for i in (0, 9, 50, 75, 99)]
                      for s in values}
@@ -213,7 +214,7 @@ def test_learning_rate_schedules():
 def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     from slimnorm.train import loop
     config = run_config.TrainConfig(train_dir=str(tmp_path), max_steps=50, learning_rate=1e6,
-                                    lr_schedule='constant')
+                                    lr_schedule='constant', optimizer='momentum')
     with pytest.raises(loop.TrainingDivergedError,
                        match=r'the loss became inf or NaN at step \d+ .*Lower --learning_rate'):
         loop.train(config, log=lambda line: None)
