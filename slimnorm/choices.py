@@ -36,9 +36,12 @@ PREPROCESSINGS = ('inception', 'light')
 DEFAULT_PREPROCESSING = {'inception_v2': 'inception', 'small_convnet': 'light'}
 assert set(DEFAULT_PREPROCESSING) == set(MODELS)
 
-# Options of the training loop (`slimnorm.train`).
-LR_SCHEDULES = ('constant', 'cosine', 'step')
-OPTIMIZERS = ('momentum', 'adam', 'sgd')
+# Options of the training loop (`slimnorm.train.optimization`): research/slim's
+# learning_rate_decay_type values and optimizers, then slimnorm's own
+# schedules by max_steps (cosine; step: x0.1 at 50% and 75%).
+LR_SCHEDULES = ('exponential', 'fixed', 'polynomial', 'cosine', 'step')
+LR_SCHEDULE_ALIASES = {'constant': 'fixed'}
+OPTIMIZERS = ('adadelta', 'adagrad', 'adam', 'ftrl', 'momentum', 'rmsprop', 'sgd')
 
 
 def normalizer_names():

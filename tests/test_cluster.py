@@ -115,6 +115,26 @@ def test_async_cluster_matches_one_process_accuracy_and_a_killed_chief_resumes(t
     _check_result(train_dir, logs)
 
 
+def test_a_sync_cluster_ends_cleanly_and_every_worker_reports_the_final_checkpoint(tmp_path):
+    """No traceback in any task's output (the chief's queue runner used to end with a
+    CancelledError traceback), and every worker names the chief's last checkpoint."""
+    train_dir = str(tmp_path)
+    logs = TaskLogs()
+    args = ['--train_dir', train_dir, '--max_number_of_steps', 20, '--batch_size', 16,
+            '--log_every_n_steps', 10, '--cluster_timeout_secs', 90, '--sync_replicas']
+    with LocalCluster(1, 2, args, log=logs, env=script_env()) as local:
+        local.start()
+        codes = local.wait(CLUSTER_SECS)
+    assert all(code == 0 for code in codes.values()), (codes, logs.dump())
+    assert 'Traceback' not in logs.dump(), logs.dump()
+    final = tf.train.latest_checkpoint(train_dir)
+    assert final == os.path.join(train_dir, 'model.ckpt-20'), logs.dump()
+    for worker in ('worker 0', 'worker 1'):
+        assert logs.matching(worker, rf'^Done: step 20, checkpoint {re.escape(final)}$'), (
+            logs.dump())
+    assert logs.matching('ps 0', '^Done: ps task 0$'), logs.dump()
+
+
 def test_a_worker_without_its_ps_fails_with_a_clear_message_in_bounded_time():
     ps_port, worker_port = free_ports(2)
     started = time.monotonic()

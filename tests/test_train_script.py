@@ -38,7 +38,7 @@ def test_checkpoint_holds_every_variable_and_trained_moving_statistics():
     for name in variances:
         assert np.abs(reader.get_tensor(name) - 1.0).max() > 1e-3, name  # initial value: 1
     assert reader.get_tensor('global_step') == script_helpers.DIGITS_STEPS
-    assert 'SmallConvNet/conv1/weights/Momentum' in names  # optimizer slots too
+    assert 'SmallConvNet/conv1/weights/RMSProp' in names  # optimizer slots too
     assert 'SmallConvNet/conv1/BatchNorm/gamma' in names
 
 
@@ -111,7 +111,8 @@ def test_sigkill_after_first_checkpoint_then_restart_resumes_and_finishes(tmp_pa
 
 def test_sigterm_saves_a_final_checkpoint_and_exits_0(tmp_path):
     train_dir = tmp_path / 'run'
-    process = start_script('train.py', '--train_dir', train_dir, '--max_steps', 100000,
+    # No --max_number_of_steps: slim's default, no limit until a signal.
+    process = start_script('train.py', '--train_dir', train_dir,
                            '--log_every_steps', 20, '--save_every_secs', 0,
                            stderr_path=tmp_path / 'stderr')
     lines = []
@@ -119,7 +120,8 @@ def test_sigterm_saves_a_final_checkpoint_and_exits_0(tmp_path):
         lines.append(line)
         if line.startswith('step '):
             break
-    assert lines and lines[-1].startswith('step 20/100000'), ''.join(lines)
+    assert lines and lines[-1].startswith('step 20/-  '), ''.join(lines)
+    assert 'ETA' not in lines[-1] and 'to no limit' in ''.join(lines)
     process.send_signal(signal.SIGTERM)
     rest = process.stdout.read()
     process.wait(timeout=60)
@@ -139,11 +141,11 @@ def test_sigterm_saves_a_final_checkpoint_and_exits_0(tmp_path):
     (['--normalizer', 'batchnorm'], ['normalizer', "'batchnorm'", 'batch_renorm', 'none']),
     (['--dataset', 'cifar10'], ['dataset', "'cifar10'", 'digits', 'mnist_dir']),
     (['--batch_size', '0'], ['batch_size', '0', '>= 1']),
-    (['--lr_schedule', 'linear'], ['lr_schedule', "'linear'", 'cosine']),
+    (['--lr_schedule', 'linear'], ['learning_rate_decay_type', "'linear'", 'cosine']),
     (['--dataset', 'mnist_dir'], ['data_dir=None', 'dataset=mnist_dir', 'train-images']),
     (['--model_kwargs', '{"depths": '], ["model_kwargs='{\"depths\": ' is not JSON"]),
     (['--max_steps', 'many'], ["--max_steps: invalid int value: 'many'"]),
-    (['--max_number_of_steps', '0'], ['max_steps', '0', '>= 1']),
+    (['--max_number_of_steps', '0'], ['max_number_of_steps', '0', '>= 1']),
     (['--dataset_name', 'tfrecord'], ['data_dir=None', 'dataset=tfrecord', '--dataset_dir']),
     (['--dataset_name', 'tfrecord', '--dataset_dir', 'x', '--preprocessing_name', 'vgg'],
      ['preprocessing_name', "'vgg'", 'inception', 'light']),
@@ -193,14 +195,15 @@ def test_missing_data_is_a_usage_error_naming_the_package(tmp_path):
 
 
 def test_learning_rate_schedules():
-    from slimnorm.train import loop
+    from slimnorm.train import optimization
     values = {}
     with tf.Graph().as_default():
         step = tf.compat.v1.placeholder(tf.int64, [])
-        for schedule in choices.LR_SCHEDULES:
+        for schedule in choices.LR_SCHEDULES + tuple(choices.LR_SCHEDULE_ALIASES):
             config = run_config.TrainConfig(learning_rate=0.1, lr_schedule=schedule,
                                             max_steps=100, warmup_steps=10)
-            values[schedule] = loop.learning_rate_schedule(config, step)
+            values[schedule] = optimization.learning_rate(config.check(), step,
+                                                          examples_per_epoch=3200)
         with tf.compat.v1.Session() as sess:
             table = {s: [sess.run(values[s], {step: i}) for i in (0, 9, 50, 75, 99)]
                      for s in values}
@@ -213,7 +216,7 @@ def test_learning_rate_schedules():
 def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     from slimnorm.train import loop
     config = run_config.TrainConfig(train_dir=str(tmp_path), max_steps=50, learning_rate=1e6,
-                                    lr_schedule='constant')
+                                    lr_schedule='constant', optimizer='momentum')
     with pytest.raises(loop.TrainingDivergedError,
                        match=r'the loss became inf or NaN at step \d+ .*Lower --learning_rate'):
         loop.train(config, log=lambda line: None)

@@ -76,7 +76,7 @@ def _train_config(args, data_dir):
                        num_readers=args.num_readers,
                        num_preprocessing_threads=args.num_preprocessing_threads,
                        threads=args.threads, learning_rate=0.01, max_steps=10**6,
-                       train_dir=data_dir).check()
+                       optimizer='momentum', lr_schedule='fixed', train_dir=data_dir).check()
 
 
 def build_cases(args, data_dir):

@@ -42,7 +42,7 @@ def _train_args(model, spec, batch, train_dir, window, workers=1):
             '--batch_size', batch, '--max_steps', 3 * window * workers,
             '--log_every_steps', window,
             '--save_every_secs', 0, '--train_dir', train_dir, '--learning_rate', 0.01,
-            '--cluster_timeout_secs', 300]
+            '--optimizer', 'momentum', '--cluster_timeout_secs', 300]
 
 
 def _last_rate(lines):

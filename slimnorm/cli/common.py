@@ -15,11 +15,53 @@ MODEL_FLAGS = ('model', 'dataset', 'data_dir', 'normalizer', 'image_size', 'thre
                'num_preprocessing_threads', 'skip_corrupt_records')
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help appends each option's default, unless its help already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if (action.default is argparse.SUPPRESS or not action.option_strings
+                or 'default' in text.lower() or action.default is None and action.required):
+            return text
+        return f'{text} (default: %(default)s)'.lstrip()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but errors are one line: ``prog: error: message``, exit 2."""
+    """argparse, but errors are one line: ``prog: error: message``, exit 2.
+
+    No prefix matching (``--lr`` is an error, not ``--lr_schedule``), and
+    ``--help`` shows every default.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('allow_abbrev', False)
+        kwargs.setdefault('formatter_class', DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+TRUE_WORDS = ('true', 't', '1', 'yes', 'y')
+FALSE_WORDS = ('false', 'f', '0', 'no', 'n')
+
+
+def _bool_word(text):
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f'{text!r} is not a boolean; accepted: true or false')
+
+
+def add_bool_flag(parser, name, help, default=False):
+    """A boolean flag as absl (research/slim) spells it: ``--name``,
+    ``--name=true|false`` and ``--noname``."""
+    parser.add_argument(f'--{name}', nargs='?', const=True, default=default, type=_bool_word,
+                        metavar='BOOL', help=help)
+    parser.add_argument(f'--no{name}', dest=name, action='store_false',
+                        help=argparse.SUPPRESS)
 
 
 def add_model_arguments(parser, image_size_flag='--image_size'):

@@ -26,9 +26,9 @@ DEFAULT_TRAIN_DIR = os.path.join('runs', 'demo')
 # epochs) reach ~92% test accuracy; see the README for the measured time.
 RECIPES = {
     'fashion_mnist': dict(batch_size=128, max_steps=1400, learning_rate=0.1,
-                          lr_schedule='cosine', weight_decay=5e-4),
+                          lr_schedule='cosine', weight_decay=5e-4, optimizer='momentum'),
     'digits': dict(batch_size=64, max_steps=600, learning_rate=0.1,
-                   lr_schedule='cosine', weight_decay=1e-4),
+                   lr_schedule='cosine', weight_decay=1e-4, optimizer='momentum'),
 }
 
 

@@ -24,21 +24,27 @@ from slimnorm.train import saved_run
 # image size is checked on its own; --dataset_dir may differ: data move).
 AGREE_WITH_RUN = ('model', 'dataset', 'normalizer', 'model_kwargs', 'labels_offset',
                   'preprocessing_name')
-# Full-size images (224x224 Inception inputs) come in smaller batches.
-TFRECORD_EVAL_BATCH = 100
-
 
 def build_parser(prog='slimnorm-eval'):
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
-    parser.add_argument('--checkpoint_path', '--checkpoint', required=True,
+    parser.add_argument('--checkpoint_path', '--checkpoint', default='/tmp/tfmodel/',
                         help='a training directory (its latest checkpoint) or a '
                         'checkpoint prefix such as runs/x/model.ckpt-600')
     common.add_model_arguments(parser, image_size_flag='--eval_image_size')
     common.add_tfrecord_arguments(parser)
     add = parser.add_argument
-    add('--batch_size', type=int, default=None,
-        help=f'examples per batch (default {run_config.EvalConfig.batch_size}; '
-        f'{TFRECORD_EVAL_BATCH} for {TFRECORD}, as slim\'s eval_image_classifier)')
+    add('--batch_size', type=int, default=run_config.EvalConfig.batch_size,
+        help='examples per batch (the results do not depend on it)')
+    add('--max_num_batches', type=int, default=None,
+        help='evaluate at most this many batches (default None: the whole split)')
+    add('--eval_dir', default=None,
+        help='write the metrics as TensorBoard summaries here (default None: nowhere; '
+        'with --watch: <checkpoint directory>/eval)')
+    add('--master', default='', help='the TensorFlow master: only \'\' (this process)')
+    common.add_bool_flag(parser, 'quantize', 'evaluate the quantized graph of a '
+                         '--quantize_delay run')
+    common.add_bool_flag(parser, 'use_grayscale', 'convert TFRecord images to grayscale '
+                         'after preprocessing (also when the run\'s run_config.json says so)')
     add('--dataset_split_name', '--split', dest='split', default=None,
         help=f'split to evaluate (default: test; validation for {TFRECORD})')
     add('--moving_average_decay', type=float, default=None,
@@ -91,21 +97,23 @@ def run(args):
     scopes = run_config.split_scopes(args.checkpoint_exclude_scopes)
     tfrecords = fields.get('dataset') == TFRECORD
     split = args.split or ('validation' if tfrecords else 'test')
-    batch_size = args.batch_size
-    if batch_size is None:
-        batch_size = TFRECORD_EVAL_BATCH if tfrecords else run_config.EvalConfig.batch_size
     config = run_config.EvalConfig(
-        **fields, batch_size=batch_size, split=split,
+        **fields, batch_size=args.batch_size, split=split,
         moving_average_decay=args.moving_average_decay,
-        checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
+        checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats,
+        max_num_batches=args.max_num_batches, master=args.master, quantize=args.quantize,
+        use_grayscale=args.use_grayscale or saved.get('use_grayscale', False)).check()
     from slimnorm.train import evaluation  # TensorFlow from here on
     if not args.watch:
-        _report(evaluation.evaluate(config, path), config, run)
+        metrics = evaluation.evaluate(config, path)
+        _report(metrics, config, run)
+        if args.eval_dir:
+            evaluation.write_eval_summary(metrics, args.eval_dir)
         return 0
     for metrics in evaluation.watch(config, path, timeout=args.timeout,
                                     max_steps=saved.get('max_steps')):
         _report(metrics, config, run)
-        evaluation.write_eval_summary(metrics, path)
+        evaluation.write_eval_summary(metrics, args.eval_dir or os.path.join(path, 'eval'))
     return 0
 
 

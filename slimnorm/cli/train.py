@@ -8,24 +8,24 @@
         --checkpoint_exclude_scopes InceptionV2/Logits \\
         --trainable_scopes InceptionV2/Logits --train_dir runs/flowers
 
-The flags are research/slim's train_image_classifier's (the older spellings
---model, --dataset, --data_dir, --max_steps, --image_size, --split still
-work). Re-running on the same --train_dir resumes from its latest checkpoint;
---checkpoint_path only warm-starts a train_dir without one. SIGINT/SIGTERM
+The flags are research/slim's train_image_classifier's, all of them, with
+its defaults (docs/slim_flags.md; the older spellings --model, --dataset,
+--data_dir, --max_steps, --image_size, --split, --lr_schedule,
+--save_every_secs, --log_every_steps, --task_index still work). Re-running
+on the same --train_dir resumes from its latest checkpoint; --checkpoint_path
+only warm-starts a train_dir without one. SIGINT/SIGTERM
 save a checkpoint and exit 0; a bad TFRecord saves one and exits 1. See
 slimnorm/train/loop.py.
 """
 import sys
 
-from slimnorm.choices import LR_SCHEDULES, OPTIMIZERS
-from slimnorm.cli import common
+from slimnorm.cli import common, slim_flags
 from slimnorm.train import saved_run
 from slimnorm.train.config import TrainConfig, split_scopes  # no TensorFlow: checked first
 
-TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'learning_rate', 'lr_schedule',
-               'warmup_steps', 'optimizer', 'momentum', 'weight_decay', 'clip_gradient_norm',
-               'moving_average_decay', 'save_every_steps', 'save_every_secs', 'max_to_keep',
-               'log_every_steps', 'seed')
+TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'save_every_steps', 'save_every_secs',
+               'save_summaries_secs', 'max_to_keep', 'log_every_steps', 'seed',
+               'use_grayscale') + slim_flags.OPTIMIZATION_FIELDS
 # research/slim's split and fine-tuning flags (set as they are given).
 FINE_TUNING_FLAGS = ('split', 'checkpoint_path', 'ignore_missing_vars', 'freeze_batch_norm')
 
@@ -35,30 +35,25 @@ def build_parser(prog='slimnorm-train'):
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     common.add_model_arguments(parser, image_size_flag='--train_image_size')
     add = parser.add_argument
-    add('--train_dir', default=defaults.train_dir, help='checkpoints and summaries')
-    add('--batch_size', type=int, default=defaults.batch_size)
+    add('--train_dir', default=defaults.train_dir,
+        help='directory of the checkpoints, event logs and run_config.json')
+    add('--batch_size', type=int, default=defaults.batch_size,
+        help='examples per batch (per clone)')
     add('--max_number_of_steps', '--max_steps', dest='max_steps', type=int,
-        default=defaults.max_steps)
-    add('--learning_rate', type=float, default=defaults.learning_rate)
-    add('--lr_schedule', default=defaults.lr_schedule,
-        help='|'.join(LR_SCHEDULES) + ' (step: x0.1 at 50%% and 75%% of max_steps)')
-    add('--warmup_steps', type=int, default=defaults.warmup_steps,
-        help='linear learning-rate warm-up steps')
-    add('--optimizer', default=defaults.optimizer, help='|'.join(OPTIMIZERS))
-    add('--momentum', type=float, default=defaults.momentum)
-    add('--weight_decay', type=float, default=defaults.weight_decay,
-        help='L2 weight decay of conv and fc weights')
-    add('--clip_gradient_norm', type=float, default=defaults.clip_gradient_norm,
-        help='clip gradients to this global norm (0: off)')
-    add('--moving_average_decay', type=float, default=None,
-        help='keep ExponentialMovingAverage shadows of the model variables')
+        default=defaults.max_steps, help='the last training step (default None: no limit, '
+        'train until SIGINT/SIGTERM)')
+    add('--save_interval_secs', '--save_every_secs', dest='save_every_secs', type=float,
+        default=defaults.save_every_secs, help='checkpoint every N seconds (0: off)')
     add('--save_every_steps', type=int, default=defaults.save_every_steps,
-        help='checkpoint every N steps (0: off)')
-    add('--save_every_secs', type=float, default=defaults.save_every_secs,
-        help='checkpoint every N seconds (0: off)')
-    add('--max_to_keep', type=int, default=defaults.max_to_keep)
-    add('--log_every_steps', type=int, default=defaults.log_every_steps)
-    add('--seed', type=int, default=defaults.seed)
+        help='slimnorm: checkpoint every N steps (0: off)')
+    add('--save_summaries_secs', type=float, default=defaults.save_summaries_secs,
+        help='write the summaries every N seconds, and at the first and last step (0: off)')
+    add('--max_to_keep', type=int, default=defaults.max_to_keep,
+        help='checkpoints kept in --train_dir')
+    add('--log_every_n_steps', '--log_every_steps', dest='log_every_steps', type=int,
+        default=defaults.log_every_steps, help='print the loss every N steps')
+    add('--seed', type=int, default=defaults.seed, help='slimnorm: graph and batch-order seed')
+    slim_flags.add_optimization_arguments(parser, defaults)
     add_slim_arguments(parser, defaults)
     add_scale_out_arguments(parser, defaults)
     return parser
@@ -72,23 +67,21 @@ def add_slim_arguments(parser, defaults):
         help='split to train on (TFRecords: train, ...; in-memory sets: train)')
     add('--checkpoint_path', help='warm-start a train_dir that has no checkpoint yet '
         'from this checkpoint (a prefix or a directory)')
-    add('--checkpoint_exclude_scopes', default='',
+    add('--checkpoint_exclude_scopes', default=None,
         help='comma-separated scopes not restored from --checkpoint_path, e.g. '
         'SmallConvNet/logits')
-    add('--trainable_scopes', default='',
-        help='comma-separated scopes whose variables are trained (default: all)')
-    add('--ignore_missing_vars', action='store_true',
-        help='variables missing from --checkpoint_path keep their initial values '
-        '(default: an error listing them)')
+    add('--trainable_scopes', default=None,
+        help='comma-separated scopes whose variables are trained (default None: all)')
+    slim_flags.add_train_bool_flags(parser, defaults)
     add('--freeze_batch_norm', action='store_true',
-        help='batch norm normalizes with its moving statistics and updates neither '
-        'them nor gamma/beta (is_training=False, trainable=False)')
+        help='slimnorm: batch norm normalizes with its moving statistics and updates '
+        'neither them nor gamma/beta (is_training=False, trainable=False)')
 
 
 # --- scale-out flags (research/slim's names; slimnorm.train.clones/.cluster/.distributed) ---
 SCALE_OUT_FLAGS = ('num_clones', 'clone_on_cpu', 'ps_hosts', 'worker_hosts', 'job_name',
                    'task_index', 'sync_replicas', 'replicas_to_aggregate', 'cluster_timeout_secs',
-                   'sync_batch_norm')
+                   'sync_batch_norm') + slim_flags.DEPLOY_FIELDS
 
 
 def add_scale_out_arguments(parser, defaults):
@@ -97,16 +90,20 @@ def add_scale_out_arguments(parser, defaults):
     add = group.add_argument
     add('--num_clones', type=int, default=defaults.num_clones,
         help='model clones (towers) in this process; --batch_size is per clone')
-    add('--clone_on_cpu', action='store_true', help='clones on CPU:0..N-1 instead of GPUs')
+    common.add_bool_flag(group, 'clone_on_cpu', 'clones on CPU:0..N-1 instead of GPUs',
+                         defaults.clone_on_cpu)
     add('--ps_hosts', default=defaults.ps_hosts, help='comma-separated host:port of ps tasks')
     add('--worker_hosts', default=defaults.worker_hosts,
         help='comma-separated host:port of workers (the first is the chief)')
     add('--job_name', default=defaults.job_name, help='ps|worker (empty: one process)')
-    add('--task_index', type=int, default=defaults.task_index, help='index within the job')
-    add('--sync_replicas', action='store_true',
-        help='average the gradients of the workers each step (SyncReplicasOptimizer)')
+    add('--task', '--task_index', dest='task_index', type=int, default=defaults.task_index,
+        help='index of this task within its job (slim\'s --task: the worker\'s replica id)')
+    common.add_bool_flag(group, 'sync_replicas', 'average the gradients of the workers each '
+                         'step (SyncReplicasOptimizer)', defaults.sync_replicas)
     add('--replicas_to_aggregate', type=int, default=defaults.replicas_to_aggregate,
-        help='gradients averaged per synchronous step (0: the number of workers)')
+        help='gradients averaged per synchronous step (0: the number of workers; slim\'s '
+        'default is 1, see docs/slim_flags.md)')
+    slim_flags.add_deploy_arguments(group, defaults)
     add('--cluster_timeout_secs', type=float, default=defaults.cluster_timeout_secs,
         help='longest wait for another task of the cluster to answer')
     add('--sync_batch_norm', action='store_true',

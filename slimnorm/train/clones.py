@@ -218,7 +218,9 @@ def build_classifier_clones(config, images, labels, num_classes, worker_device='
                                             weight_decay=config.weight_decay,
                                             freeze_batch_norm=config.freeze_batch_norm,
                                             sync_batch_norm=config.sync_batch_norm)
-        return logits, tf1.losses.sparse_softmax_cross_entropy(clone_labels, logits)
+        from slimnorm.train.optimization import classification_loss
+        return logits, classification_loss(clone_labels, logits, num_classes,
+                                           config.label_smoothing)
 
     with tf.device(worker_device or None):
         per_clone = split_batch([images, labels], config.num_clones)

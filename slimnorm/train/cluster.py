@@ -22,6 +22,10 @@ What this module adds to TensorFlow's ``ClusterSpec``/``Server``:
 - bounded waits: :func:`wait_for_tasks` polls the TCP ports of the tasks a
   process needs and raises :class:`ClusterTimeoutError` naming those that did
   not answer, instead of TensorFlow's endless "CreateSession still waiting";
+- every worker reports the chief's final checkpoint: the chief enqueues its
+  path once per other worker in a queue of ps 0 (:func:`announce_checkpoint`),
+  which each of them dequeues before it says it is done
+  (:func:`receive_checkpoint`);
 - ps tasks that exit on their own: each ps task owns a queue
   (``done_queue_<i>``, on its own device, shared by name); every worker
   enqueues one token in every ps queue when it has finished, and a ps task
@@ -41,6 +45,8 @@ from slimnorm import checks
 
 JOB_NAMES = ('ps', 'worker')
 DONE_QUEUE_NAME = 'done_queue_{}'
+# The chief's final checkpoint path, for the other workers to report (on ps 0).
+CHECKPOINT_QUEUE_NAME = 'final_checkpoint_queue'
 
 
 class ClusterTimeoutError(RuntimeError):
@@ -121,6 +127,48 @@ def check_cluster_fields(config):
         raise ValueError(f'replicas_to_aggregate={config.replicas_to_aggregate} with '
                          f'{plan.num_workers} workers; accepted: 0 (all workers) to '
                          f'{plan.num_workers}')
+
+
+def check_deploy_fields(config, environ=None):
+    """research/slim's model_deploy flags against the cluster (TensorFlow-free).
+
+    slim's ``--worker_replicas`` and ``--num_ps_tasks`` count the workers and
+    ps tasks, ``--task`` is this worker's index (``task_index``) and
+    ``--master`` the server its session talks to. slimnorm starts that
+    server itself from the host lists, so the counts must match the host
+    lists (1 and 0, slim's defaults, also mean "not given"), and ``master``
+    may only name this task's own server, ``grpc://<its host:port>``.
+    """
+    checks.integer(config.worker_replicas, 'worker_replicas', minimum=1)
+    checks.integer(config.num_ps_tasks, 'num_ps_tasks', minimum=0)
+    if not isinstance(config.master, str):
+        raise TypeError(f'master must be a string, got {config.master!r}')
+    environ = os.environ if environ is None else environ
+    if not config.job_name and environ.get('TF_CONFIG'):
+        return  # checked again once TF_CONFIG has filled in the hosts
+    how = ('slimnorm starts the cluster from --worker_hosts, --ps_hosts, --job_name and '
+           '--task_index (or TF_CONFIG)')
+    for name, hosts_name, unset in (('worker_replicas', 'worker_hosts', 1),
+                                    ('num_ps_tasks', 'ps_hosts', 0)):
+        count = len(parse_hosts(getattr(config, hosts_name), hosts_name))
+        value = getattr(config, name)
+        if value not in (unset, count):
+            accepted = f'{unset} or {count}' if count else f'{unset} without a cluster'
+            raise ValueError(f'{name}={value} with {count} host(s) in --{hosts_name}; '
+                             f'accepted: {accepted} ({how})')
+    if not config.master:
+        return
+    own = None
+    if config.job_name:
+        plan = ClusterPlan(parse_hosts(config.ps_hosts, 'ps_hosts'),
+                           parse_hosts(config.worker_hosts, 'worker_hosts'),
+                           config.job_name, config.task_index)
+        own = f'grpc://{plan.address}' if plan.task_index < len(
+            plan.ps_hosts if plan.job_name == 'ps' else plan.worker_hosts) else None
+    if config.master != own:
+        accepted = "'' or " + repr(own) if own else "''"
+        raise ValueError(f'master={config.master!r}; accepted: {accepted}: the master is '
+                         f'this task\'s own server ({how})')
 
 
 def check_plan(plan, require_ps=True):
@@ -243,3 +291,39 @@ def signal_done(server, plan, timeout_secs):
                              operation_timeout_in_ms=int(timeout_secs * 1000))
     with tf1.Session(server.target, graph=graph, config=config) as sess:
         sess.run(enqueues)
+
+
+def _checkpoint_queue(plan):
+    import tensorflow as tf
+    with tf.device('/job:ps/task:0'):
+        return tf.queue.FIFOQueue(max(plan.num_workers - 1, 1), tf.string,
+                                  shared_name=CHECKPOINT_QUEUE_NAME, name=CHECKPOINT_QUEUE_NAME)
+
+
+def _run_on_ps(server, plan, build, timeout_secs):
+    """Runs the op ``build(queue)`` on the checkpoint queue of ps 0; returns its value."""
+    import tensorflow as tf
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        op = build(_checkpoint_queue(plan))
+    config = tf1.ConfigProto(device_filters=['/job:ps/task:0', plan.task_device],
+                             operation_timeout_in_ms=int(timeout_secs * 1000))
+    with tf1.Session(server.target, graph=graph, config=config) as sess:
+        return sess.run(op)
+
+
+def announce_checkpoint(server, plan, checkpoint, timeout_secs):
+    """For the chief: hands its final checkpoint's path to each other worker (through ps 0)."""
+    if plan.num_workers > 1:
+        _run_on_ps(server, plan, lambda q: q.enqueue_many([[checkpoint] * (plan.num_workers - 1)]),
+                   timeout_secs)
+
+
+def receive_checkpoint(server, plan, timeout_secs):
+    """For a non-chief worker: the chief's final checkpoint, or None after ``timeout_secs``."""
+    import tensorflow as tf
+    try:
+        return _run_on_ps(server, plan, lambda q: q.dequeue(), timeout_secs).decode()
+    except tf.errors.DeadlineExceededError:
+        return None

@@ -21,14 +21,13 @@ from slimnorm import checks
 from slimnorm.choices import (
     DEFAULT_PREPROCESSING,
     INPUT_DATASETS,
-    LR_SCHEDULES,
     MODELS,
-    OPTIMIZERS,
     PREPROCESSINGS,
     SPLITS,
     TFRECORD,
     normalizer_names,
 )
+from slimnorm.train.hyperparameters import Hyperparameters, check_quantize
 
 RUN_CONFIG_FILE = 'run_config.json'
 # The fields that decide which variables a checkpoint holds: a train_dir
@@ -61,6 +60,9 @@ class ModelConfig:
     num_readers: int = 4
     num_preprocessing_threads: int = 4
     skip_corrupt_records: bool = False
+    # slim's use_grayscale: TFRecord images are converted to one channel
+    # after preprocessing (the in-memory sets are grayscale already).
+    use_grayscale: bool = False
 
     def check(self):
         """Raises ValueError or TypeError for a field outside what is accepted; returns self."""
@@ -96,6 +98,7 @@ class ModelConfig:
         checks.integer(self.num_readers, 'num_readers', minimum=1)
         checks.integer(self.num_preprocessing_threads, 'num_preprocessing_threads', minimum=1)
         checks.boolean(self.skip_corrupt_records, 'skip_corrupt_records')
+        checks.boolean(self.use_grayscale, 'use_grayscale')
         if self.dataset != TFRECORD:
             changed = [name for name in ('preprocessing_name', 'labels_offset',
                                          'skip_corrupt_records')
@@ -170,23 +173,22 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
-class TrainConfig(ModelConfig):
-    """Everything `slimnorm.train.loop.train` needs; the defaults train digits."""
-    train_dir: str = 'runs/train'
-    batch_size: int = 64
-    max_steps: int = 600
-    learning_rate: float = 0.1
-    lr_schedule: str = 'cosine'
-    warmup_steps: int = 0
-    optimizer: str = 'momentum'
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    clip_gradient_norm: float = 0.0
-    moving_average_decay: float = None
+class TrainConfig(ModelConfig, Hyperparameters):
+    """Everything `slimnorm.train.loop.train` needs; research/slim's defaults.
+
+    The optimization fields are `slimnorm.train.hyperparameters`'s.
+    """
+    train_dir: str = '/tmp/tfmodel/'
+    batch_size: int = 32
+    # None: no limit (until SIGINT/SIGTERM), as slim's max_number_of_steps.
+    max_steps: int = None
     save_every_steps: int = 0
+    # slim's save_interval_secs and save_summaries_secs (0: off).
     save_every_secs: float = 600.0
+    save_summaries_secs: float = 600.0
     max_to_keep: int = 5
-    log_every_steps: int = 100
+    # slim's log_every_n_steps.
+    log_every_steps: int = 10
     seed: int = 0
     # Which split to train on (TFRecords: any split the directory holds).
     split: str = 'train'
@@ -218,6 +220,12 @@ class TrainConfig(ModelConfig):
     replicas_to_aggregate: int = 0
     # Longest wait for the other tasks of the cluster to answer (seconds).
     cluster_timeout_secs: float = 120.0
+    # research/slim's model_deploy flags (slimnorm.train.cluster.check_deploy_fields):
+    # the master is this task's own server; worker_replicas and num_ps_tasks
+    # count the hosts of worker_hosts and ps_hosts (1 and 0: not given).
+    master: str = ''
+    worker_replicas: int = 1
+    num_ps_tasks: int = 0
     # --- synchronized batch norm (slimnorm.sync_batch_norm) ---
     # Batch statistics over every clone of every worker (batch_norm's
     # sync_replicas=True through normalizer_params); evaluation is unchanged.
@@ -238,14 +246,14 @@ class TrainConfig(ModelConfig):
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
         checks.integer(self.batch_size, 'batch_size', minimum=1)
-        checks.integer(self.max_steps, 'max_steps', minimum=1)
-        checks.positive(self.learning_rate, 'learning_rate')
-        checks.one_of(self.lr_schedule, LR_SCHEDULES, 'lr_schedule')
-        checks.integer(self.warmup_steps, 'warmup_steps', minimum=0)
-        checks.one_of(self.optimizer, OPTIMIZERS, 'optimizer')
-        for name in ('momentum', 'weight_decay', 'clip_gradient_norm', 'save_every_secs'):
+        checks.optional_integer(self.max_steps, 'max_number_of_steps', minimum=1)
+        self.check_hyperparameters()
+        if self.max_steps is None and self.lr_schedule in ('cosine', 'step'):
+            raise ValueError(f'learning_rate_decay_type={self.lr_schedule!r} without '
+                             'max_number_of_steps; accepted: a max_number_of_steps (the '
+                             'schedule is a fraction of it) or exponential, fixed, polynomial')
+        for name in ('save_every_secs', 'save_summaries_secs'):
             checks.at_least(getattr(self, name), 0, name)
-        checks.optional_fraction(self.moving_average_decay, 'moving_average_decay')
         checks.integer(self.save_every_steps, 'save_every_steps', minimum=0)
         checks.integer(self.max_to_keep, 'max_to_keep', minimum=1)
         checks.integer(self.log_every_steps, 'log_every_steps', minimum=1)
@@ -354,6 +362,7 @@ def check_scale_out(config):
     checks.integer(config.num_clones, 'num_clones', minimum=1)
     checks.boolean(config.clone_on_cpu, 'clone_on_cpu')
     cluster.check_cluster_fields(config)
+    cluster.check_deploy_fields(config)
 
 
 @dataclasses.dataclass
@@ -364,15 +373,27 @@ class EvalConfig(ModelConfig):
     normalized with its own statistics, the classic evaluation mistake; it is
     there to show that failure, not to be used.
     """
-    batch_size: int = 1000
+    batch_size: int = 100
     split: str = 'test'
     moving_average_decay: float = None
     checkpoint_exclude_scopes: tuple = ()
     batch_stats: bool = False
+    # slim's max_num_batches: evaluate at most this many batches (None: all).
+    max_num_batches: int = None
+    # slim's quantize: evaluate the quantized graph (see check_quantize).
+    quantize: bool = False
+    # slim's master: evaluation runs in this process only.
+    master: str = ''
 
     def check(self):
         super().check()
         checks.integer(self.batch_size, 'batch_size', minimum=1)
+        checks.optional_integer(self.max_num_batches, 'max_num_batches', minimum=1)
+        checks.boolean(self.quantize, 'quantize')
+        check_quantize('quantize', self.quantize, False)
+        if self.master != '':
+            raise ValueError(f'master={self.master!r}; accepted: \'\' (evaluation runs in '
+                             'this process)')
         _check_split(self.split, self.dataset)
         checks.optional_fraction(self.moving_average_decay, 'moving_average_decay')
         if isinstance(self.checkpoint_exclude_scopes, str):

@@ -82,8 +82,23 @@ def run_task(config, plan, log=loop._print):
     result = train_worker(config, plan, server, log)
     if not result['interrupted']:
         # An interrupted worker is expected back: the ps tasks keep serving.
+        _share_final_checkpoint(config, plan, server, result, log)
         cluster.signal_done(server, plan, config.cluster_timeout_secs)
     return result
+
+
+def _share_final_checkpoint(config, plan, server, result, log):
+    """The chief hands its final checkpoint to the other workers, who report it too."""
+    if plan.is_chief:
+        cluster.announce_checkpoint(server, plan, result['checkpoint'] or '',
+                                    config.cluster_timeout_secs)
+        return
+    checkpoint = cluster.receive_checkpoint(server, plan, config.cluster_timeout_secs)
+    if checkpoint is None:
+        log(f'worker {plan.task_index}: the chief did not report its final checkpoint within '
+            f'{config.cluster_timeout_secs:g} s')
+    result['checkpoint'] = checkpoint or None
+    log(f'worker {plan.task_index}: the chief\'s final checkpoint is {result["checkpoint"]}')
 
 
 def _prepare_train_dir(config, log):
@@ -101,24 +116,46 @@ def _build(config, plan, start_step):
     setter = tf1.train.replica_device_setter(cluster=plan.cluster_spec(),
                                              worker_device=worker_device)
     wrap = None
+    aggregate = config.replicas_to_aggregate or plan.num_workers
     if config.sync_replicas:
         def wrap(optimizer):
             return tf1.train.SyncReplicasOptimizer(
-                optimizer, replicas_to_aggregate=config.replicas_to_aggregate or plan.num_workers,
-                total_num_replicas=plan.num_workers)
+                optimizer, replicas_to_aggregate=aggregate, total_num_replicas=plan.num_workers)
     with tf1.device(setter):
         data = train_inputs.train_inputs(config, start_step, num_shards=plan.num_workers,
                                          shard_index=plan.task_index)
         model = loop.build_train_graph(config, data.images, data.labels, data.num_classes,
                                        worker_device=worker_device, variables_device=setter,
-                                       wrap_optimizer=wrap)
-        hooks = [tf1.train.StopAtStepHook(last_step=config.max_steps)]
+                                       wrap_optimizer=wrap,
+                                       examples_per_epoch=train_inputs.epoch_size(config, data),
+                                       replicas_to_aggregate=aggregate)
+        hooks = ([tf1.train.StopAtStepHook(last_step=config.max_steps)]
+                 if config.max_steps else [])
         if config.sync_replicas:
+            _end_chief_queue_runner_quietly(model.optimizer)
             hooks.append(model.optimizer.make_session_run_hook(plan.is_chief))
         # Global variables only: the local ones are this worker's own.
         uninitialized = (None if plan.is_chief
                          else tf1.report_uninitialized_variables(tf1.global_variables()))
     return data, model, hooks, uninitialized
+
+
+def _end_chief_queue_runner_quietly(optimizer):
+    """Makes the sync chief's queue runner end without a traceback when its session closes.
+
+    Its thread waits in the gradient accumulators for gradients that the
+    stopped workers never send; closing the session cancels the wait, and
+    the QueueRunner hands the CancelledError (not one of its "queue closed"
+    errors) to a coordinator that has already joined, which raises it in the
+    thread: a CancelledError traceback after a run that succeeded. Counting
+    CancelledError as the queue closing ends the thread quietly; every other
+    error still stops training.
+    """
+    runner = optimizer.get_chief_queue_runner()
+    optimizer._chief_queue_runner = tf1.train.QueueRunner(
+        queue=runner.queue, enqueue_ops=runner.enqueue_ops, close_op=runner.close_op,
+        cancel_op=runner.cancel_op,
+        queue_closed_exception_types=(tf.errors.OutOfRangeError, tf.errors.CancelledError))
 
 
 def _checkpoint_every(config):
@@ -163,8 +200,9 @@ def train_worker(config, plan, server, log=loop._print):
         with graph.as_default(), tf1.train.MonitoredTrainingSession(
                 master=server.target, is_chief=plan.is_chief, checkpoint_dir=config.train_dir,
                 scaffold=scaffold, hooks=hooks, save_checkpoint_steps=steps,
-                save_checkpoint_secs=secs, save_summaries_steps=config.log_every_steps,
-                save_summaries_secs=None, log_step_count_steps=0, config=session_config,
+                save_checkpoint_secs=secs, save_summaries_steps=None,
+                save_summaries_secs=config.save_summaries_secs or None,
+                log_step_count_steps=0, config=session_config,
                 max_wait_secs=config.cluster_timeout_secs, save_graph_def=False,
                 stop_grace_period_secs=STOP_GRACE_SECS) as sess, \
                 loop._StopRequest() as stop:
@@ -172,7 +210,7 @@ def train_worker(config, plan, server, log=loop._print):
             step = start_step = int(sess.run_step_fn(
                 lambda step_context: step_context.session.run(model.global_step)))
             log(f'worker {plan.task_index}: training from global step {step} to '
-                f'{config.max_steps} ({"sync" if config.sync_replicas else "async"}, '
+                f'{config.max_steps or "no limit"} ({"sync" if config.sync_replicas else "async"}, '
                 f'shard {plan.task_index} of {plan.num_workers}: {data.description})')
             window_start = time.time()
             while not sess.should_stop() and stop.signal_name is None:
@@ -184,7 +222,7 @@ def train_worker(config, plan, server, log=loop._print):
                     result.update(loss=float(np.mean([w[0] for w in window])),
                                   train_accuracy=float(np.mean([w[1] for w in window])),
                                   examples_per_sec=len(window) * examples_per_step / elapsed)
-                    log(f'worker {plan.task_index}: global step {step}/{config.max_steps}  '
+                    log(f'worker {plan.task_index}: global step {step}/{config.max_steps or "-"}  '
                         f'loss {result["loss"]:.4f}  train_acc {result["train_accuracy"]:.3f}  '
                         f'{result["examples_per_sec"]:.0f} ex/s')
                     window, window_start = [], time.time()

@@ -91,9 +91,11 @@ class Evaluator:
             self.saver.restore(sess, checkpoint)
             step = int(sess.run(self.global_step))
             try:
-                for batch in self.data.run_batches(sess, self.sums):
+                for count, batch in enumerate(self.data.run_batches(sess, self.sums), 1):
                     for name, value in batch.items():
                         totals[name] += float(value)
+                    if count == self.config.max_num_batches:
+                        break
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
                 problem = inputs.input_error(err, self.data.source)
                 if not problem:
@@ -156,10 +158,10 @@ def watch(config, directory, timeout=None, min_interval_secs=0, max_steps=None,
             return
 
 
-def write_eval_summary(metrics, directory):
-    """Writes top-1/top-5/loss as TensorBoard scalars of ``directory``/eval."""
+def write_eval_summary(metrics, eval_dir):
+    """Writes top-1/top-5/loss as TensorBoard scalars in ``eval_dir`` (slim's --eval_dir)."""
     with tf.Graph().as_default():  # FileWriter refuses eager mode
-        writer = tf1.summary.FileWriter(os.path.join(directory, 'eval'))
+        writer = tf1.summary.FileWriter(eval_dir)
     values = [tf1.Summary.Value(tag=f'eval/{name}', simple_value=float(metrics[name]))
               for name in ('top1', 'top5', 'loss') if name in metrics]
     writer.add_summary(tf1.Summary(value=values), metrics['global_step'])

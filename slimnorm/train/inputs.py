@@ -54,6 +54,10 @@ class TrainInputs:
     source: str                 # "split 'train' of /data/x", for error lines
     positions: Optional[tf.Tensor] = None  # stream positions (TFRecords, skipping)
     examples_per_epoch: Optional[int] = None
+    # Examples in the whole split (all shards): slim's dataset.num_samples.
+    split_size: Optional[int] = None
+    # TFRecords: the files of the split, counted only when epochs are needed.
+    files: tuple = ()
 
 
 @dataclasses.dataclass
@@ -87,13 +91,35 @@ def tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=1
     """(image size, the tf.data.Dataset of batches) of ``config``'s TFRecord flags."""
     from slimnorm.data import tfrecord
     size = config.image_size or _network_default_size(config.model)
-    return size, tfrecord.read_batches(
+    batches = tfrecord.read_batches(
         info, batch_size, size, preprocessing_name=config.preprocessing,
         is_training=is_training, num_readers=config.num_readers,
         num_preprocessing_threads=config.num_preprocessing_threads, seed=seed,
         num_shards=num_shards, shard_index=shard_index,
         skip_corrupt=config.skip_corrupt_records,
         with_positions=is_training and config.skip_corrupt_records)
+    if config.use_grayscale:
+        # slim's use_grayscale: one channel after the preprocessing.
+        batches = batches.map(lambda images, *rest: (tf.image.rgb_to_grayscale(images),)
+                              + tuple(rest))
+    return size, batches
+
+
+def epoch_size(config, data):
+    """Examples in the training split (slim's num_samples), or None when not needed.
+
+    TFRecord files are counted (read once) only when the learning rate is
+    given in epochs (`slimnorm.train.optimization.needs_epoch_size`).
+    """
+    from slimnorm.train import optimization
+    if not optimization.needs_epoch_size(config):
+        return None
+    if data.split_size:
+        return data.split_size
+    count = sum(1 for path in data.files for _ in tf1.io.tf_record_iterator(path))
+    if not count:
+        raise ValueError(f'{data.source} holds no records; accepted: a split with examples')
+    return count
 
 
 def shard_indices(num_examples, num_shards, shard_index):
@@ -122,10 +148,11 @@ def train_inputs(config, start_step=0, num_shards=1, shard_index=0):
             description=(f'TFRecords {_source(info)} ({len(info.files)} files, '
                          f'{info.num_classes} classes, {config.preprocessing} '
                          f'preprocessing to {size}x{size})'),
-            feed=lambda step: None, source=_source(info))
+            feed=lambda step: None, source=_source(info), files=tuple(info.files))
     from slimnorm.data import datasets
     data = config.load_data()
     images, labels = data.split(config.split)
+    split_size = len(labels)
     if num_shards > 1:
         keep = shard_indices(len(labels), num_shards, shard_index)
         images, labels = images[keep], labels[keep]
@@ -140,7 +167,8 @@ def train_inputs(config, start_step=0, num_shards=1, shard_index=0):
     return TrainInputs(
         images=images_ph, labels=labels_ph, num_classes=data.num_classes, feed=feed,
         description=f'{data.name} {data.image_shape}, {len(labels)} examples',
-        source=f'split {config.split!r} of {data.name}', examples_per_epoch=len(labels))
+        source=f'split {config.split!r} of {data.name}', examples_per_epoch=len(labels),
+        split_size=split_size)
 
 
 def eval_inputs(config, data=None):

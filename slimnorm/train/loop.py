@@ -41,7 +41,6 @@ starts from ``checkpoint_path`` when given, and ``trainable_scopes`` limits
 what is trained.
 """
 import dataclasses
-import math
 import os
 import re
 import signal
@@ -52,17 +51,13 @@ import numpy as np
 import tensorflow as tf
 
 from slimnorm import training
-from slimnorm.train import clones, saved_run, warm_start
+from slimnorm.train import clones, optimization, saved_run, warm_start
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
 
 tf1 = tf.compat.v1
 
 CHECKPOINT_BASENAME = 'model.ckpt'
-# 'step' schedule: the learning rate is multiplied by STEP_DECAY_FACTOR at
-# each of these fractions of max_steps.
-STEP_DECAY_AT = (0.5, 0.75)
-STEP_DECAY_FACTOR = 0.1
 
 
 @dataclasses.dataclass
@@ -81,40 +76,18 @@ class TrainGraph:
     optimizer: tf1.train.Optimizer = None
 
 
-def learning_rate_schedule(config, global_step):
-    """The learning rate tensor of ``config.lr_schedule`` with linear warm-up."""
-    step = tf.cast(global_step, tf.float32)
-    base = tf.constant(config.learning_rate, tf.float32)
-    if config.lr_schedule == 'cosine':
-        progress = tf.minimum(step / config.max_steps, 1.0)
-        rate = base * 0.5 * (1.0 + tf.cos(math.pi * progress))
-    elif config.lr_schedule == 'step':
-        passed = tf.add_n([tf.cast(step >= int(f * config.max_steps), tf.float32)
-                           for f in STEP_DECAY_AT])
-        rate = base * tf.pow(STEP_DECAY_FACTOR, passed)
-    else:
-        rate = base
-    if config.warmup_steps:
-        rate *= tf.minimum(1.0, (step + 1.0) / config.warmup_steps)
-    return tf.identity(rate, name='learning_rate_schedule')
-
-
-def _optimizer(config, learning_rate):
-    if config.optimizer == 'momentum':
-        return tf1.train.MomentumOptimizer(learning_rate, config.momentum)
-    if config.optimizer == 'adam':
-        return tf1.train.AdamOptimizer(learning_rate)
-    return tf1.train.GradientDescentOptimizer(learning_rate)
-
-
 def build_train_graph(config, images, labels, num_classes, worker_device='',
-                      variables_device='/device:CPU:0', wrap_optimizer=None):
+                      variables_device='/device:CPU:0', wrap_optimizer=None,
+                      examples_per_epoch=None, replicas_to_aggregate=1):
     """Builds the training graph on the batch ``images``, ``labels``; returns a TrainGraph.
 
     With ``config.num_clones > 1`` the network is cloned on the devices of
     ``slimnorm.train.clones`` (prefixed by ``worker_device``), its variables
     on ``variables_device``. ``wrap_optimizer`` (e.g. a
     SyncReplicasOptimizer constructor) wraps the optimizer.
+    ``examples_per_epoch`` (the training split's size) and
+    ``replicas_to_aggregate`` turn epochs into steps for the learning rate
+    (`slimnorm.train.optimization`).
     """
     tf1.set_random_seed(config.seed)
     num_clones = getattr(config, 'num_clones', 1)
@@ -127,18 +100,20 @@ def build_train_graph(config, images, labels, num_classes, worker_device='',
                                             weight_decay=config.weight_decay,
                                             freeze_batch_norm=config.freeze_batch_norm,
                                             sync_batch_norm=config.sync_batch_norm)
-        cross_entropy = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
+        cross_entropy = optimization.classification_loss(labels, logits, num_classes,
+                                                         config.label_smoothing)
         # Cross-entropy plus every regularization loss (the weight decay).
         total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
     accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
     global_step = tf1.train.get_or_create_global_step()
-    learning_rate = learning_rate_schedule(config, global_step)
+    learning_rate = optimization.learning_rate(config, global_step, examples_per_epoch,
+                                               replicas_to_aggregate)
     if config.moving_average_decay:
         # As slim's train_image_classifier: shadow every model variable; the
         # averaging runs with the batch-norm updates, before each step.
         ema = tf1.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, ema.apply(tf1.model_variables()))
-    optimizer = _optimizer(config, learning_rate)
+    optimizer = optimization.make_optimizer(config, learning_rate)
     if wrap_optimizer is not None:
         optimizer = wrap_optimizer(optimizer)
     train_op = training.create_train_op(
@@ -252,6 +227,7 @@ def train(config, log=_print, worker=None):
         placement = (dict(worker_device=worker.device, variables_device=worker.variables_device,
                           wrap_optimizer=worker.wrap_optimizer) if worker else {})
         model = build_train_graph(config, data.images, data.labels, data.num_classes,
+                                  examples_per_epoch=train_inputs.epoch_size(config, data),
                                   **placement)
         init = tf1.global_variables_initializer()
         broadcast = worker.broadcast_op(tf1.global_variables()) if worker else None
@@ -295,19 +271,25 @@ def train(config, log=_print, worker=None):
         step = start_step = int(sess.run(model.global_step))
         log(f'Training {config.model} ({config.normalizer}) on {data.description}, '
             f'from step {step} '
-            f'to {config.max_steps}, batch {config.batch_size}, {config.optimizer} '
-            f'lr {config.learning_rate} {config.lr_schedule}; check_update_ops: the train '
+            f'to {config.max_steps or "no limit"}, batch {config.batch_size}, '
+            f'{config.optimizer} lr {config.learning_rate} {config.lr_schedule}; '
+            'check_update_ops: the train '
             f'op runs all {model.update_op_count} UPDATE_OPS ops')
         checkpoint = latest
         last_save_time = window_start = time.time()
+        last_summary_time = None
         window_loss, window_acc, window_steps = [], [], 0
         result = {'loss': None, 'train_accuracy': None, 'examples_per_sec': None}
-        while step < config.max_steps and stop.signal_name is None:
-            log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == config.max_steps
+        while _more_steps(config, step) and stop.signal_name is None:
+            last = step + 1 == config.max_steps
+            log_now = (step + 1) % config.log_every_steps == 0 or last
+            summary_now = writer is not None and config.save_summaries_secs and (
+                last or last_summary_time is None
+                or time.time() - last_summary_time >= config.save_summaries_secs)
             fetches = [model.train_op, model.accuracy, model.step_after]
             if skips is not None:
                 fetches.append(data.positions)
-            if log_now:
+            if summary_now:
                 fetches.append(model.summary)
             try:
                 values = sess.run(fetches, data.feed(step))
@@ -336,26 +318,28 @@ def train(config, log=_print, worker=None):
             window_loss.append(values[0])
             window_acc.append(values[1])
             window_steps += 1
+            if summary_now:
+                writer.add_summary(values[-1], step)
+                last_summary_time = time.time()
             if log_now:
-                if writer:
-                    writer.add_summary(values[-1], step)
                 elapsed = time.time() - window_start
                 rate = window_steps * examples_per_step / max(elapsed, 1e-9)
-                eta = (config.max_steps - step) * examples_per_step / rate
+                eta = ((config.max_steps - step) * examples_per_step / rate
+                       if config.max_steps else None)
                 result.update(loss=float(np.mean(window_loss)),
                               train_accuracy=float(np.mean(window_acc)), examples_per_sec=rate)
-                log(f'step {step}/{config.max_steps}  loss {result["loss"]:.4f}  '
+                log(f'step {step}/{config.max_steps or "-"}  loss {result["loss"]:.4f}  '
                     f'train_acc {result["train_accuracy"]:.3f}  '
                     f'lr {sess.run(model.learning_rate):.4g}  {rate:.0f} ex/s  '
                     + (f'epoch {step * examples_per_step / data.examples_per_epoch:.2f}  '
                        if data.examples_per_epoch else '')
                     + (f'skipped records {skips.skipped}  ' if skips is not None else '')
-                    + f'ETA {_format_eta(eta)}')
+                    + (f'ETA {_format_eta(eta)}' if eta is not None else ''))
                 window_start, window_loss, window_acc, window_steps = time.time(), [], [], 0
             due = ((config.save_every_steps and step % config.save_every_steps == 0)
                    or (config.save_every_secs and
                        time.time() - last_save_time >= config.save_every_secs))
-            if chief and due and step < config.max_steps:
+            if chief and due and _more_steps(config, step):
                 checkpoint = _save(sess, model, config, step, log)
                 last_save_time = time.time()
         if chief and (checkpoint is None or not checkpoint.endswith(f'-{step}')):
@@ -376,6 +360,11 @@ def run_facts(config, images, num_classes):
     if config.image_size:
         height = width = config.image_size
     return {'input_shape': [height, width, channels], 'num_classes': num_classes}
+
+
+def _more_steps(config, step):
+    """Whether training goes on after ``step`` (max_steps None: until a signal)."""
+    return config.max_steps is None or step < config.max_steps
 
 
 def _saved_step(checkpoint):
