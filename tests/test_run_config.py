@@ -140,6 +140,10 @@ def test_a_slim_checkpoint_without_run_config_is_checked_variable_by_variable(di
                       '--dataset_name', 'digits', '--image_size', 8, '--num_channels', 1,
                       '--checkpoint_path', slim_dir, '--output_file', tmp_path / 'x.pb')
     assert done.returncode == 0 and 'checked on 16 random images' in done.stdout, done.stderr
+    done = run_script('eval.py', '--checkpoint_path', slim_dir, '--dataset_name', 'digits',
+                      '--model_kwargs', '{"depths": [32, 64, 64, 128, 64]}')
+    _refused(done, 'variable SmallConvNet/conv5/weights has shape [3, 3, 128, 64] in the '
+             'graph but [3, 3, 128, 128] in checkpoint')
 
 
 def test_verify_then_commit_leaves_the_old_file_when_the_artifact_is_wrong(tmp_path):
