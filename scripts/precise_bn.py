@@ -1,8 +1,10 @@
 """Precise batch norm: recompute a checkpoint's moving statistics.
 
-    python scripts/precise_bn.py --model_name small_convnet --dataset digits \\
-        --checkpoint_path runs/digits --output_path runs/digits_precise/model.ckpt \\
-        --num_batches 200 --batch_size 32
+    python scripts/precise_bn.py --checkpoint_path runs/digits \\
+        --output_path runs/digits_precise/model.ckpt --num_batches 200 --batch_size 32
+
+The network and the data come from the run_config.json beside the
+checkpoint (a research/slim checkpoint: give --model_name and --dataset_name).
 
 Same flags as the console command `slimnorm-precise-bn`; see --help and
 slimnorm/export/precise_bn.py.

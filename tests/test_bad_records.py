@@ -139,8 +139,9 @@ def test_missing_dataset_dir_and_missing_split_are_one_line(tmp_path, capsys):
     base = ['--dataset_name', 'tfrecord', '--train_dir', str(tmp_path / 'run')]
     err = _one_line_error(capsys, base + ['--dataset_dir', str(tmp_path / 'nowhere')])
     for part in (str(tmp_path / 'nowhere'), 'is not a directory', '*_train_*-of-*.tfrecord',
-                 f'{tmp_path} holds run'):
+                 f'{tmp_path} holds nothing'):
         assert part in err, err
+    assert not (tmp_path / 'run').exists()  # a refused run creates no train_dir
     data_dir = _write_split(tmp_path / 'data', [])
     err = _one_line_error(capsys, base + ['--dataset_dir', data_dir,
                                           '--dataset_split_name', 'validation'])

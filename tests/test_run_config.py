@@ -140,6 +140,10 @@ def test_a_slim_checkpoint_without_run_config_is_checked_variable_by_variable(di
                       '--dataset_name', 'digits', '--image_size', 8, '--num_channels', 1,
                       '--checkpoint_path', slim_dir, '--output_file', tmp_path / 'x.pb')
     assert done.returncode == 0 and 'checked on 16 random images' in done.stdout, done.stderr
+    done = run_script('eval.py', '--checkpoint_path', slim_dir, '--dataset_name', 'digits',
+                      '--model_kwargs', '{"depths": [32, 64, 64, 128, 64]}')
+    _refused(done, 'variable SmallConvNet/conv5/weights has shape [3, 3, 128, 64] in the '
+             'graph but [3, 3, 128, 128] in checkpoint')
 
 
 def test_verify_then_commit_leaves_the_old_file_when_the_artifact_is_wrong(tmp_path):
@@ -314,3 +318,26 @@ def test_a_converged_run_evaluates_without_the_warning(tmp_path):
     done = run_script('eval.py', '--checkpoint_path', tmp_path / 'run')
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'warning' not in done.stdout and 'top-1 accuracy' in done.stdout
+
+
+@pytest.mark.parametrize('model, kwargs, size', [
+    ('small_convnet', {}, 8),
+    ('small_convnet', {'normalizer_params': {'decay': 0.9}}, 8),
+    ('inception_v2', {}, 64),
+    ('inception_v2', {'batch_norm_decay': 0.95}, 64),
+])
+def test_the_warnings_decay_is_the_one_in_the_training_graph(model, kwargs, size):
+    from nets import nets_factory
+    from slimnorm.train import evaluation
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, [None, size, size, 3])
+        nets_factory.get_network_fn(model, 10, is_training=True, **kwargs)(images)
+    # The update v -= (v - value) * (1 - decay) of the first moving variance.
+    update = next(op for op in graph.get_operations()
+                  if op.type in ('AssignSubVariableOp', 'AssignSub')
+                  and op.inputs[0].op.name.endswith('moving_variance'))
+    constant = next(t.op for t in update.inputs[1].op.inputs if t.op.type == 'Const')
+    one_minus_decay = tf.make_ndarray(constant.get_attr('value'))
+    decay, _ = evaluation.batch_norm_decay(model, kwargs)
+    assert 1.0 - decay == pytest.approx(float(one_minus_decay), rel=1e-6)

@@ -80,6 +80,11 @@ class Evaluator:
                     'with --checkpoint_exclude_scopes')
             raise ValueError(f'checkpoint {checkpoint!r} lacks {len(missing)} variables: '
                              f'{shown}{hint}')
+        # Names alone do not make a checkpoint of this network (a run_config.json
+        # may be missing, or flags different): the shapes must agree too.
+        from slimnorm.train import saved_run
+        saved_run.check_variables({name: var.shape.as_list()
+                                   for name, var in self.var_map.items()}, checkpoint)
 
     def run(self, checkpoint):
         """Restores ``checkpoint`` (a prefix) and returns the metrics dict."""

@@ -239,13 +239,10 @@ def train(config, log=_print, worker=None):
     graph.finalize()
     if chief:
         if latest:
-            saved_run.check_variables(
-                saved_run.graph_variables(graph), latest,
-                accepted=f'a new train_dir, or the network train_dir={config.train_dir!r} '
-                'holds')
+            saved_run.check_resumed_variables(graph, latest, config.train_dir)
         os.makedirs(config.train_dir, exist_ok=True)
         run_config.write_run_config(config.train_dir, config,
-                                    run_facts(config, data.images, data.num_classes))
+                                    saved_run.run_facts(config, data.images, data.num_classes))
     skips = train_inputs.SkipCounter() if data.positions is not None else None
     # slim's batch_size is per clone: each step takes num_clones batches.
     examples_per_step = config.batch_size * config.num_clones
@@ -352,14 +349,6 @@ def train(config, log=_print, worker=None):
                   interrupted=stop.signal_name, seconds=time.time() - started,
                   skipped_records=skips.skipped if skips is not None else 0)
     return result
-
-
-def run_facts(config, images, num_classes):
-    """What run_config.json records besides the config: the network's input and classes."""
-    height, width, channels = images.shape.as_list()[1:]
-    if config.image_size:
-        height = width = config.image_size
-    return {'input_shape': [height, width, channels], 'num_classes': num_classes}
 
 
 def _more_steps(config, step):

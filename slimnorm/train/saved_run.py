@@ -175,6 +175,20 @@ def fine_tuning_fields(checkpoint_path, given):
     return fields
 
 
+def run_facts(config, images, num_classes):
+    """What training records beside its config: the network's input shape and classes."""
+    height, width, channels = images.shape.as_list()[1:]
+    if config.image_size:
+        height = width = config.image_size
+    return {'input_shape': [height, width, channels], 'num_classes': num_classes}
+
+
+def check_resumed_variables(graph, checkpoint, train_dir):
+    """check_variables of a training graph against the checkpoint it is to resume."""
+    check_variables(graph_variables(graph), checkpoint,
+                    accepted=f'a new train_dir, or the network train_dir={train_dir!r} holds')
+
+
 def graph_variables(graph):
     """{name: shape list} of the global variables of ``graph``."""
     import tensorflow as tf
