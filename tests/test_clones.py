@@ -70,7 +70,7 @@ def test_two_clones_on_halves_give_the_one_device_gradient_of_the_whole_batch(no
 def test_only_clone_0_updates_the_moving_statistics_with_its_own_half():
     images, labels = _batch()
     config = TrainConfig(model_kwargs=DEPTHS, num_clones=2, clone_on_cpu=True,
-                         learning_rate=0.01)
+                         learning_rate=0.01, lr_schedule='fixed')
     graph = tf.Graph()
     with graph.as_default():
         x = tf1.placeholder(tf.float32, (None,) + images.shape[1:])

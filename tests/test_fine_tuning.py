@@ -25,7 +25,7 @@ def _config(data_dir, train_dir, **fields):
     fields.setdefault('max_steps', 60)
     return TrainConfig(dataset='tfrecord', data_dir=str(data_dir), image_size=8,
                        train_dir=str(train_dir), batch_size=32, log_every_steps=1000,
-                       learning_rate=0.05, **fields)
+                       learning_rate=0.05, optimizer='momentum', **fields)
 
 
 @pytest.fixture(scope='module')

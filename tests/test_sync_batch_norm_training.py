@@ -45,7 +45,7 @@ def _step(config, images, labels, values=None):
 
 def _config(**kwargs):
     return TrainConfig(model_kwargs=DEPTHS, optimizer='sgd', learning_rate=0.1,
-                       weight_decay=1e-3, **kwargs)
+                       lr_schedule='fixed', weight_decay=1e-3, **kwargs)
 
 
 def test_synchronized_clones_step_like_one_device_on_the_whole_batch():

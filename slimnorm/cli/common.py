@@ -4,6 +4,7 @@ TensorFlow-free at import: the commands parse and check their flags with this
 and `slimnorm.train.config` before anything imports TensorFlow.
 """
 import argparse
+import copy
 import json
 import os
 
@@ -15,15 +16,24 @@ MODEL_FLAGS = ('model', 'dataset', 'data_dir', 'normalizer', 'image_size', 'thre
                'num_preprocessing_threads', 'skip_corrupt_records')
 
 
-class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """--help appends each option's default, unless its help already names it."""
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help appends each option's default, unless its help already names it;
+    the description is printed as written."""
+
+    def _format_action(self, action):
+        if action.help is None and action.option_strings and (
+                action.default is not argparse.SUPPRESS):
+            action = copy.copy(action)  # an option without help still shows its default
+            action.help = 'default: %(default)s'
+        return super()._format_action(action)
 
     def _get_help_string(self, action):
         text = action.help or ''
         if (action.default is argparse.SUPPRESS or not action.option_strings
                 or 'default' in text.lower() or action.default is None and action.required):
             return text
-        return f'{text} (default: %(default)s)'.lstrip()
+        shown = "''" if action.default == '' else '%(default)s'
+        return f'{text} (default: {shown})'.lstrip()
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,7 +45,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('allow_abbrev', False)
-        kwargs.setdefault('formatter_class', DefaultsHelpFormatter)
+        if kwargs.get('formatter_class') in (None, argparse.HelpFormatter,
+                                             argparse.RawDescriptionHelpFormatter):
+            kwargs['formatter_class'] = DefaultsHelpFormatter
         super().__init__(*args, **kwargs)
 
     def error(self, message):

@@ -129,6 +129,14 @@ def check_cluster_fields(config):
                          f'{plan.num_workers}')
 
 
+def check_scale_out(config):
+    """Checks the clone, cluster and model_deploy fields of a TrainConfig."""
+    checks.integer(config.num_clones, 'num_clones', minimum=1)
+    checks.boolean(config.clone_on_cpu, 'clone_on_cpu')
+    check_cluster_fields(config)
+    check_deploy_fields(config)
+
+
 def check_deploy_fields(config, environ=None):
     """research/slim's model_deploy flags against the cluster (TensorFlow-free).
 

@@ -220,9 +220,7 @@ class TrainConfig(ModelConfig, Hyperparameters):
     replicas_to_aggregate: int = 0
     # Longest wait for the other tasks of the cluster to answer (seconds).
     cluster_timeout_secs: float = 120.0
-    # research/slim's model_deploy flags (slimnorm.train.cluster.check_deploy_fields):
-    # the master is this task's own server; worker_replicas and num_ps_tasks
-    # count the hosts of worker_hosts and ps_hosts (1 and 0: not given).
+    # research/slim's model_deploy flags (cluster.check_deploy_fields).
     master: str = ''
     worker_replicas: int = 1
     num_ps_tasks: int = 0
@@ -240,7 +238,8 @@ class TrainConfig(ModelConfig, Hyperparameters):
     def check(self):
         super().check()
         self._check_fine_tuning()
-        check_scale_out(self)
+        from slimnorm.train import cluster
+        cluster.check_scale_out(self)
         self._check_sync_batch_norm()
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
@@ -354,15 +353,6 @@ def split_scopes(text):
 def clone_device_count(num_clones, clone_on_cpu):
     """``ConfigProto.device_count`` giving a session one CPU device per clone."""
     return {'CPU': num_clones} if clone_on_cpu and num_clones > 1 else {}
-
-
-def check_scale_out(config):
-    """Checks the clone and cluster fields of a TrainConfig (see slimnorm.train.cluster)."""
-    from slimnorm.train import cluster
-    checks.integer(config.num_clones, 'num_clones', minimum=1)
-    checks.boolean(config.clone_on_cpu, 'clone_on_cpu')
-    cluster.check_cluster_fields(config)
-    cluster.check_deploy_fields(config)
 
 
 @dataclasses.dataclass

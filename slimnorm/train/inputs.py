@@ -105,6 +105,21 @@ def tfrecord_batches(config, info, batch_size, is_training, seed=0, num_shards=1
     return size, batches
 
 
+def _readable_records(path):
+    """Records of one file up to the first that cannot be read.
+
+    A damaged file is not an error here: training reaches the record and
+    stops, or skips it, as ``skip_corrupt_records`` says.
+    """
+    count = 0
+    try:
+        for _ in tf1.io.tf_record_iterator(path):
+            count += 1
+    except tf.errors.DataLossError:
+        pass
+    return count
+
+
 def epoch_size(config, data):
     """Examples in the training split (slim's num_samples), or None when not needed.
 
@@ -116,7 +131,7 @@ def epoch_size(config, data):
         return None
     if data.split_size:
         return data.split_size
-    count = sum(1 for path in data.files for _ in tf1.io.tf_record_iterator(path))
+    count = sum(_readable_records(path) for path in data.files)
     if not count:
         raise ValueError(f'{data.source} holds no records; accepted: a split with examples')
     return count
