@@ -16,6 +16,7 @@ import sys
 from slimnorm import checkpoints
 from slimnorm.choices import DATASETS, MODELS, normalizer_names
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.export import deploy_cli
 
 DATA_FORMATS = ('NHWC', 'NCHW')
 
@@ -94,6 +95,7 @@ def export_parser():
     add('--saved_model_dir', default=None,
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
+    deploy_cli.add_flags(parser)
     return parser
 
 
@@ -116,6 +118,7 @@ def _check_export_args(parser, args):
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
+    deploy_cli.check_args(parser, args)
     try:
         return names.num_classes_for(args.dataset_name, args.num_classes,
                                       args.labels_offset)
@@ -158,6 +161,9 @@ def export_main(argv=None):
         graph_def = result.graph_def
         print('Folded %d batch norm(s) into the layer before them; %d into a '
               'multiply-add' % (len(result.folded), len(result.affine)))
+    if args.output_format != 'frozen':
+        input_shape = graph.get_tensor_by_name(freeze.INPUT_NAME + ':0').shape.as_list()
+        return deploy_cli.write(parser, args, graph_def, input_shape)
     freeze.write_graph_def(graph_def, args.output_file)
     print('Wrote %s (frozen, %d nodes)' % (args.output_file, len(graph_def.node)))
     if args.saved_model_dir:
