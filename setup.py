@@ -51,5 +51,8 @@ setup(
         "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2", "ruff==0.17.6"],
         "data": ["scikit-learn>=1.5,<2"],
         "plots": ["matplotlib>=3.8,<4"],
+        # export --output_format tflite / onnx (slimnorm.export.formats.EXTRAS)
+        "tflite": ["ai-edge-litert==2.3.0"],
+        "onnx": ["tf2onnx==1.17.0", "onnxruntime==1.32.0"],
     },
 )
