@@ -43,6 +43,7 @@ setup(
             "slimnorm-bench-input = slimnorm.bench.input_pipeline:main",
             "slimnorm-launch-local-cluster = slimnorm.train.local_cluster:main",
             "slimnorm-bench-scale-out = slimnorm.bench.scale_out:main",
+            "slimnorm-bench-deploy = slimnorm.bench.deploy:main",
         ],
     },
     extras_require={
