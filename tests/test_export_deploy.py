@@ -128,7 +128,7 @@ def test_tampered_model_is_not_written(run, tmp_path):
     train_dir, images = run[0], run[1][:64]
     graph = freeze.build_inference_graph('small_convnet', 10, image_size=8, num_channels=1)
     graph_def = freeze.restore_and_freeze(graph, tf.train.latest_checkpoint(train_dir))
-    content = bytearray(tflite.convert(graph_def, images.shape))
+    content = bytearray(tflite.convert(graph_def))
     weights = [tf.make_ndarray(n.attr['value'].tensor) for n in graph_def.node
                if n.op == 'Const' and len(n.attr['value'].tensor.tensor_shape.dim) == 2]
     raw = np.ascontiguousarray(weights[-1].T).tobytes()  # TFLite's [out, in]
@@ -225,3 +225,17 @@ def test_fake_quant_graph_converts_to_int8_with_its_own_ranges(tmp_path):
     onnx_path = tmp_path / 'qat.onnx'
     onnx_export.export_onnx(graph_def, str(onnx_path), images)
     assert 'QuantizeLinear' in {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+
+
+def test_static_batch_size_is_checked_in_batches(run, tmp_path):
+    """--batch_size 4 fixes the input's batch; the check runs 359 images 4 at a time."""
+    train_dir, images, _, logits = run
+    for fmt in ('tflite', 'onnx'):
+        path = tmp_path / ('model.' + fmt)
+        assert cli.export_main(_flags(train_dir, path, '--output_format', fmt,
+                                      '--batch_size', 4)) == 0
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(tmp_path / 'model.tflite'))
+    assert list(interp.get_input_details()[0]['shape_signature']) == [4, 8, 8, 1]
+    dtype, lite = tflite_logits(tmp_path / 'model.tflite', images[:4])
+    assert helpers.rel_err(lite, logits[:4]) <= 1e-4

@@ -79,9 +79,8 @@ def convert_all(graph_def, calibration):
     onnx_float = onnx.convert(graph_def)
     return {
         'tf_float32': graph_def.SerializeToString(),
-        'tflite_float32': tflite.convert(graph_def, calibration.shape),
-        'tflite_int8': tflite.convert(graph_def, calibration.shape, int8=True,
-                                      representative=calibration),
+        'tflite_float32': tflite.convert(graph_def),
+        'tflite_int8': tflite.convert(graph_def, int8=True, representative=calibration),
         'onnx_float32': onnx_float,
         'onnx_int8': onnx.quantize_int8(onnx_float, calibration),
     }
@@ -192,7 +191,7 @@ def accuracy(args):
     if args.qat_graph:  # QAT HOOK: the frozen fake-quant graph of a --quantize_delay run
         qat_def = freeze.read_graph_def(args.qat_graph)
         logits['tf_fake_quant'] = freeze.run_graph_def(qat_def, images)[0]
-        qat_model = tflite.convert(qat_def, images.shape, int8=True, representative=images)
+        qat_model = tflite.convert(qat_def, int8=True, representative=images)
         models['tflite_qat_int8'] = qat_model
         logits['tflite_qat_int8'] = tflite.run(qat_model, images)['logits']
     float_top1 = _top1(tf_logits, labels)

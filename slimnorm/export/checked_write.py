@@ -72,6 +72,35 @@ def _umask():
     return mask
 
 
+def in_batches(run, images, batch_size):
+    """`run` (images -> dict of arrays) over `images` in batches of a model's static
+    `batch_size` (None: all at once); the last batch is padded, and trimmed after."""
+    if batch_size is None or batch_size == len(images):
+        return run(images)
+    parts = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        count = len(chunk)
+        if count < batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - count,) + chunk.shape[1:],
+                                                    chunk.dtype)])
+        parts.append({name: value[:count] for name, value in run(chunk).items()})
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def tensorflow_reference(graph_def, images, output_names, input_name):
+    """TensorFlow's outputs of a frozen GraphDef on `images`: dict name -> array.
+
+    A graph whose input has a static batch size runs in batches of it.
+    """
+    from slimnorm.export import freeze
+    placeholder = next(node for node in graph_def.node if node.name == input_name)
+    dims = placeholder.attr['shape'].shape.dim
+    batch = dims[0].size if dims and dims[0].size > 0 else None
+    return in_batches(lambda chunk: dict(zip(output_names, freeze.run_graph_def(
+        graph_def, chunk, output_names, input_name))), images, batch)
+
+
 def write_checked(path, content, run, images, reference, check):
     """Writes `content` (bytes) to `path` once `check(run(file, images), reference)` passes.
 

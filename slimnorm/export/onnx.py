@@ -78,8 +78,11 @@ def invoke(sess, images):
 
 
 def run(model, images, num_threads=None):
-    """Outputs of an ONNX model (path or bytes) on `images`."""
-    return invoke(session(model, num_threads), images)
+    """Outputs of an ONNX model (path or bytes) on `images` (in batches of a static batch)."""
+    sess = session(model, num_threads)
+    batch = sess.get_inputs()[0].shape[0]
+    return checked_write.in_batches(lambda chunk: invoke(sess, chunk), images,
+                                    batch if isinstance(batch, int) else None)
 
 
 def export_onnx(graph_def, path, images, opset=formats.DEFAULT_ONNX_OPSET, int8=False,
@@ -110,8 +113,8 @@ def export_onnx(graph_def, path, images, opset=formats.DEFAULT_ONNX_OPSET, int8=
     except Exception as err:  # tf2onnx raises its own and TensorFlow's errors
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
         raise ValueError(f'the ONNX conversion failed: {first}') from err
-    reference = dict(zip(output_names, freeze.run_graph_def(
-        graph_def, images, output_names, input_name)))
+    reference = checked_write.tensorflow_reference(graph_def, images, output_names,
+                                                   input_name)
     quantized = int8 or formats.has_fake_quant(graph_def)
     check = checked_write.check_top1 if quantized else checked_write.check_close
     summary = checked_write.write_checked(path, content, run, images, reference, check)

@@ -40,20 +40,21 @@ def input_stats(images):
     return -128.0 - low * std, std
 
 
-def _converter(graph_file, input_shape, input_name, output_names):
-    shape = [1] + list(input_shape[1:])  # batch resized at run time
+def _converter(graph_file, input_name, output_names):
+    # No input_shapes: the converter keeps the placeholder's shape, a batch of
+    # None included (shape_signature -1), so `prepare` can resize the batch;
+    # a batch fixed at 1 here would leave reshapes XNNPACK cannot resize.
     return tf1.lite.TFLiteConverter.from_frozen_graph(
-        graph_file, [input_name], list(output_names), {input_name: shape})
+        graph_file, [input_name], list(output_names))
 
 
-def convert(graph_def, input_shape, int8=False, representative=None,
+def convert(graph_def, int8=False, representative=None,
             input_name=freeze.INPUT_NAME, output_names=freeze.OUTPUT_NAMES):
     """The TFLite flatbuffer (bytes) of a frozen GraphDef.
 
     Args:
       graph_def: frozen GraphDef; with FakeQuant ops and `int8`, the ranges
         of the quantization-aware graph are used.
-      input_shape: the input's shape ([batch, height, width, channels]).
       int8: full-integer int8 model.
       representative: float images (numpy, NHWC) for int8: calibration of a
         float graph (one image per step), or the input range of a
@@ -63,7 +64,7 @@ def convert(graph_def, input_shape, int8=False, representative=None,
     with tempfile.NamedTemporaryFile(suffix='.pb') as graph_file:
         graph_file.write(graph_def.SerializeToString())
         graph_file.flush()
-        converter = _converter(graph_file.name, input_shape, input_name, output_names)
+        converter = _converter(graph_file.name, input_name, output_names)
         if int8:
             if representative is None or not len(representative):
                 raise ValueError('representative images are needed for an int8 model '
@@ -91,10 +92,16 @@ def interpreter(model, num_threads=None):
     return Interpreter(model_path=model, num_threads=num_threads)
 
 
+def fixed_batch(interp):
+    """The model's static batch size, or None when the batch is dynamic."""
+    batch = int(interp.get_input_details()[0]['shape_signature'][0])
+    return None if batch < 0 else batch
+
+
 def prepare(interp, batch_size):
-    """Resizes the input to `batch_size` images and allocates the tensors."""
+    """Resizes a dynamic batch to `batch_size` images and allocates the tensors."""
     detail = interp.get_input_details()[0]
-    if detail['shape'][0] != batch_size:
+    if fixed_batch(interp) is None and detail['shape'][0] != batch_size:
         interp.resize_tensor_input(detail['index'], [batch_size] + list(detail['shape'][1:]))
     interp.allocate_tensors()
     return interp
@@ -126,8 +133,14 @@ def invoke(interp, images):
 
 
 def run(model, images, num_threads=None):
-    """Outputs of a TFLite model (path or bytes) on float `images`, as floats."""
-    return invoke(prepare(interpreter(model, num_threads), len(images)), images)
+    """Outputs of a TFLite model (path or bytes) on float `images`, as floats.
+
+    A model with a static batch size runs the images in batches of that size.
+    """
+    interp = interpreter(model, num_threads)
+    batch = fixed_batch(interp)
+    prepare(interp, batch or len(images))
+    return checked_write.in_batches(lambda chunk: invoke(interp, chunk), images, batch)
 
 
 def export_tflite(graph_def, path, images, int8=False, representative=None,
@@ -149,15 +162,14 @@ def export_tflite(graph_def, path, images, int8=False, representative=None,
     """
     formats.require('tflite')
     try:
-        content = convert(graph_def, images.shape, int8, representative, input_name,
-                          output_names)
+        content = convert(graph_def, int8, representative, input_name, output_names)
     except Exception as err:  # the converter raises ConverterError and others
         if isinstance(err, ValueError) and 'representative' in str(err):
             raise
         raise ValueError('the TFLite converter refused the graph: %s'
                          % _first_line(err)) from err
-    reference = dict(zip(output_names, freeze.run_graph_def(
-        graph_def, images, output_names, input_name)))
+    reference = checked_write.tensorflow_reference(graph_def, images, output_names,
+                                                   input_name)
     check = checked_write.check_top1 if int8 else checked_write.check_close
     summary = checked_write.write_checked(path, content, run, images, reference, check)
     return summary, len(content)
