@@ -43,6 +43,7 @@ setup(
             "slimnorm-bench-input = slimnorm.bench.input_pipeline:main",
             "slimnorm-launch-local-cluster = slimnorm.train.local_cluster:main",
             "slimnorm-bench-scale-out = slimnorm.bench.scale_out:main",
+            "slimnorm-bench-deploy = slimnorm.bench.deploy:main",
         ],
     },
     extras_require={
@@ -55,5 +56,8 @@ setup(
         "test": ["pytest>=8,<10", "scikit-learn>=1.5,<2", "ruff==0.17.6"],
         "data": ["scikit-learn>=1.5,<2"],
         "plots": ["matplotlib>=3.8,<4"],
+        # export --output_format tflite / onnx (slimnorm.export.formats.EXTRAS)
+        "tflite": ["ai-edge-litert==2.3.0"],
+        "onnx": ["tf2onnx==1.17.0", "onnxruntime==1.32.0"],
     },
 )

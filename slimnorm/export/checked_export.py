@@ -116,24 +116,39 @@ def _run_graph_def(path, images):
     return freeze.run_graph_def(freeze.read_graph_def(path), images)[0]
 
 
-def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_model_dir=None):
-    """Freezes ``graph`` restored from ``checkpoint``; writes the GraphDef (and SavedModel) checked.
+def freeze_checkpoint(graph, graph_def_fn, checkpoint, images):
+    """(frozen GraphDef of ``graph`` restored from ``checkpoint``, its logits on ``images``).
 
-    ``graph_def_fn(graph_def)`` may transform the frozen GraphDef (folding)
-    before it is written. Returns (graph_def, largest relative error).
+    ``graph_def_fn(graph_def)`` may transform the frozen GraphDef (folding).
     """
     import tensorflow as tf
 
-    from slimnorm.export import freeze, saved_model, verify
+    from slimnorm.export import freeze
     with graph.as_default():
         saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
     with tf.compat.v1.Session(graph=graph) as sess:
         saver.restore(sess, checkpoint)
         reference = sess.run(names.LOGITS_NAME + ':0', {names.INPUT_NAME + ':0': images})
         graph_def = graph_def_fn(freeze.freeze_session(sess))
-    error = verify.write_verified(
-        output_file, lambda path: freeze.write_graph_def(graph_def, path), _run_graph_def,
-        images, reference)
+    return graph_def, reference
+
+
+def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_model_dir=None):
+    """Freezes ``graph`` restored from ``checkpoint``; writes the GraphDef (and SavedModel) checked.
+
+    ``graph_def_fn(graph_def)`` may transform the frozen GraphDef (folding)
+    before it is written; ``output_file`` None writes only the SavedModel.
+    Returns (graph_def, largest relative error).
+    """
+    import tensorflow as tf
+
+    from slimnorm.export import freeze, saved_model, verify
+    graph_def, reference = freeze_checkpoint(graph, graph_def_fn, checkpoint, images)
+    error = 0.0
+    if output_file:
+        error = verify.write_verified(
+            output_file, lambda path: freeze.write_graph_def(graph_def, path), _run_graph_def,
+            images, reference)
     if saved_model_dir:
         def run_saved_model(path, batch):
             served = tf.saved_model.load(path).signatures[saved_model.SIGNATURE_KEY]

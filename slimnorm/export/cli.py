@@ -16,6 +16,7 @@ import sys
 from slimnorm import checkpoints
 from slimnorm.choices import MODELS, normalizer_names
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.export import deploy_cli
 
 DATA_FORMATS = ('NHWC', 'NCHW')
 
@@ -104,6 +105,7 @@ def export_parser():
     add('--saved_model_dir', default=None,
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
+    deploy_cli.add_flags(parser)
     return parser
 
 
@@ -120,10 +122,13 @@ def _check_export_args(parser, args):
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
-    if args.saved_model_dir and os.path.exists(args.saved_model_dir) and (
-            not os.path.isdir(args.saved_model_dir) or os.listdir(args.saved_model_dir)):
+    deploy_cli.check_args(parser, args)
+    saved_model_dir = (args.output_file if args.output_format == 'saved_model'
+                       else args.saved_model_dir)
+    if saved_model_dir and os.path.exists(saved_model_dir) and (
+            not os.path.isdir(saved_model_dir) or os.listdir(saved_model_dir)):
         parser.error('saved_model_dir=%r exists and is not an empty directory; accepted: '
-                     'a new directory' % (args.saved_model_dir,))
+                     'a new directory' % (saved_model_dir,))
     try:
         if args.checkpoint_path:
             checkpoints.check_path(args.checkpoint_path)
@@ -166,6 +171,17 @@ def export_main(argv=None):
                   'multiply-add' % (len(result.folded), len(result.affine)))
             return result.graph_def
 
+        if args.output_format in ('tflite', 'onnx'):
+            graph_def, _ = checked_export.freeze_checkpoint(graph, transform, checkpoint,
+                                                            images)
+            input_shape = graph.get_tensor_by_name(
+                checked_export.names.INPUT_NAME + ':0').shape.as_list()
+            return deploy_cli.write(parser, args, graph_def, input_shape)
+        if args.output_format == 'saved_model':
+            graph_def, error = checked_export.write_frozen(
+                graph, transform, checkpoint, None, images, args.output_file)
+            print('Wrote SavedModel %s (%s)' % (args.output_file, checked % error))
+            return 0
         graph_def, error = checked_export.write_frozen(
             graph, transform, checkpoint, args.output_file, images, args.saved_model_dir)
     except tf.errors.OpError as err:

@@ -9,6 +9,12 @@ What it does before the script's first line runs:
    breakages repaired (see `slimnorm.tf_slim_patch`). Because the patch
    comes first, module-level captures of `slim.batch_norm` in the script's
    imports (research/slim's mobilenet_v3) get slimnorm's norm.
+   A `tensorflow.contrib` stand-in is registered (`slimnorm.legacy.contrib`:
+   `slim`, `quantize`, `training.HParams`), so research/slim's
+   `from tensorflow.contrib import quantize as contrib_quantize` imports.
+   With `--tf1_api` (before the script), `import tensorflow as tf` in the
+   user's own files gives TF 1's API, `tf.compat.v1` plus `tf.contrib`
+   (`slimnorm.legacy.tf1_api`); installed libraries keep the real module.
 3. The script runs as `__main__` with `sys.argv = [script, args...]` and its
    directory first on `sys.path`, as `python script.py args...` would do, so
    its own imports (`from nets import nets_factory`) resolve. `-m module`
@@ -21,10 +27,15 @@ import os
 import runpy
 import sys
 
-USAGE = ("usage: python -m slimnorm.legacy SCRIPT.py [ARGS...]\n"
-         "       python -m slimnorm.legacy -m MODULE [ARGS...]\n"
+USAGE = ("usage: python -m slimnorm.legacy [--tf1_api] SCRIPT.py [ARGS...]\n"
+         "       python -m slimnorm.legacy [--tf1_api] -m MODULE [ARGS...]\n"
          "Runs a tf-slim / TF1 script unedited on TensorFlow 2.21: disables eager execution,\n"
-         "applies slimnorm.tf_slim_patch.patch_tf_slim(), then runs the script as __main__.")
+         "applies slimnorm.tf_slim_patch.patch_tf_slim(), provides a tensorflow.contrib\n"
+         "stand-in (slim, quantize, training.HParams), then runs the script as __main__.\n"
+         "--tf1_api: `import tensorflow as tf` in your own files gives tf.compat.v1 (+ contrib).")
+
+
+TF1_API_OPTION = "--tf1_api"
 
 
 def parse(argv):
@@ -36,20 +47,26 @@ def parse(argv):
             raise ValueError("-m needs a module name")
         return "module", argv[1], argv[2:]
     if argv[0].startswith("-"):
-        raise ValueError("unknown option %r (accepted: -m MODULE, -h)" % argv[0])
+        raise ValueError("unknown option %r (accepted: --tf1_api, -m MODULE, -h)" % argv[0])
     if not os.path.isfile(argv[0]):
         raise ValueError("script %r is not a file" % argv[0])
     return "path", argv[0], argv[1:]
 
 
-def prepare():
-    """Graph mode and the tf-slim patch: what every legacy script needs first."""
+def prepare(tf1_api=False):
+    """Graph mode, the tf-slim patch and the contrib stand-in (and the TF 1 API view)."""
     import tensorflow as tf
 
+    from slimnorm.legacy import contrib
+    from slimnorm.legacy import tf1_api as tf1_view
     from slimnorm.tf_slim_patch import patch_tf_slim
 
     tf.compat.v1.disable_eager_execution()
-    return patch_tf_slim()
+    changes = patch_tf_slim()
+    contrib.install()
+    if tf1_api:
+        tf1_view.install()
+    return changes
 
 
 def main(argv=None):
@@ -58,12 +75,13 @@ def main(argv=None):
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE)
         return 0
+    tf1_api = argv[:1] == [TF1_API_OPTION]
     try:
-        kind, target, script_args = parse(argv)
+        kind, target, script_args = parse(argv[1:] if tf1_api else argv)
     except ValueError as error:
         print("slimnorm.legacy: %s\n%s" % (error, USAGE), file=sys.stderr)
         return 2
-    prepare()
+    prepare(tf1_api)
     if kind == "module":
         sys.argv = [target] + script_args
         runpy.run_module(target, run_name="__main__", alter_sys=True)
