@@ -1,32 +1,43 @@
-# The README's two commands: `make demo` and `make test` (lint, then the tests).
+# The README's two commands: `make demo` and `make test` (lint, docs site, tests).
 # Both work on a fresh machine with only Python 3.11: they create .venv,
-# install the project with the CPU TensorFlow wheel, then run.
+# install the project with the CPU TensorFlow wheel, then run. Afterwards
+# `. .venv/bin/activate` puts the `slimnorm` command on the PATH.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+EXTRAS := cpu,test,data,plots,tensorboard,docs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-quick docs bench venv clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,test,data,plots]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: venv
-	$(PY) scripts/demo.py
+	$(VENV)/bin/slimnorm demo
 
-test: venv
+# What CI runs (.ci/run): lint, the documentation site (strict), every test.
+test: venv docs
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
+# The tests not marked slow (pytest.ini / tests/conftest.py): a few minutes.
+test-quick: venv
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m 'not slow' tests
+
+docs: venv
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
 bench: venv
-	$(PY) scripts/bench.py
+	$(VENV)/bin/slimnorm bench norms
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site

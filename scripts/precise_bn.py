@@ -4,7 +4,7 @@
         --checkpoint_path runs/digits --output_path runs/digits_precise/model.ckpt \\
         --num_batches 200 --batch_size 32
 
-Same flags as the console command `slimnorm-precise-bn`; see --help and
+Same flags as `slimnorm precise-bn`; see --help and
 slimnorm/export/precise_bn.py.
 """
 import sys
@@ -12,4 +12,4 @@ import sys
 from slimnorm.export.cli import precise_bn_main
 
 if __name__ == '__main__':
-    sys.exit(precise_bn_main())
+    sys.exit(precise_bn_main(prog='precise_bn.py'))

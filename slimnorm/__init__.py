@@ -16,7 +16,8 @@ the fused C++ CPU kernels (compiled on first use) or on TensorFlow ops.
 
 Packages: `slimnorm.train` (training loop, evaluation, run configuration),
 `slimnorm.data` (data sets), `slimnorm.bench` (benchmarks and experiments),
-`slimnorm.cli` (the console commands).
+`slimnorm.cli` (the `slimnorm` command), `slimnorm.legacy` (running unedited
+tf-slim code: `patch_tf_slim`).
 """
 
 import importlib
@@ -32,10 +33,10 @@ _LAYERS = {
     'layer_norm': 'slimnorm.layer_norm',
     # Synchronized batch norm: the replicas a layer reduces over (slimnorm.replicas).
     'replica_group': 'slimnorm.replicas',
-    # Adopting slimnorm in unedited tf-slim code (see slimnorm.tf_slim_patch).
-    'patch_tf_slim': 'slimnorm.tf_slim_patch',
-    'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
-    'patched_tf_slim': 'slimnorm.tf_slim_patch',
+    # Adopting slimnorm in unedited tf-slim code (see slimnorm.legacy.patch).
+    'patch_tf_slim': 'slimnorm.legacy.patch',
+    'unpatch_tf_slim': 'slimnorm.legacy.patch',
+    'patched_tf_slim': 'slimnorm.legacy.patch',
     # Whether group/layer/instance norm run on the fused C++ kernels, and why.
     'kernels_available': 'slimnorm.kernels',
 }

@@ -1,4 +1,4 @@
-"""The console commands (`slimnorm-train`, `slimnorm-eval`, `slimnorm-demo`, ...).
+"""The console commands (`slimnorm train`, `slimnorm eval`, `slimnorm demo`, ...).
 
 Each module has `build_parser()` and `main(argv=None)`; `main` checks every
 flag before TensorFlow is imported, and `slimnorm.cli.common.run_cli` prints

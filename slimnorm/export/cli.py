@@ -1,10 +1,10 @@
 """Command lines of slimnorm.export; flags are checked before TensorFlow loads.
 
-    slimnorm-export-inference-graph   (scripts/export_inference_graph.py)
-    slimnorm-precise-bn               (scripts/precise_bn.py)
-    slimnorm-caffe-to-checkpoint      (scripts/caffe_to_checkpoint.py)
+    slimnorm export         (scripts/export_inference_graph.py)
+    slimnorm precise-bn     (scripts/precise_bn.py)
+    slimnorm caffe-import   (scripts/caffe_to_checkpoint.py)
 
-Each `*_main(argv=None)` returns the exit code: 0 done, 2 bad flags (one
+Each `*_main(argv=None, prog=...)` returns the exit code: 0 done, 2 bad flags (one
 line on stderr, as argparse), 1 a failure while running.
 """
 
@@ -16,6 +16,7 @@ import sys
 from slimnorm import checkpoints
 from slimnorm.choices import DATASETS, MODELS, normalizer_names
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.cli.help_format import DefaultsFormatter
 
 DATA_FORMATS = ('NHWC', 'NCHW')
 
@@ -70,9 +71,9 @@ def add_model_flags(parser, num_channels=True,
         add('--num_channels', type=_positive_int, default=3)
 
 
-def export_parser():
-    parser = ArgumentParser(prog='export_inference_graph', description=EXPORT_DESCRIPTION,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+def export_parser(prog='slimnorm export'):
+    parser = ArgumentParser(prog=prog, description=EXPORT_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     add_model_flags(parser)
     add = parser.add_argument
     add('--dataset_name', default=None,
@@ -123,8 +124,8 @@ def _check_export_args(parser, args):
         parser.error(str(err))
 
 
-def export_main(argv=None):
-    parser = export_parser()
+def export_main(argv=None, prog='slimnorm export'):
+    parser = export_parser(prog)
     args = parser.parse_args(argv)
     num_classes = _check_export_args(parser, args)
     quiet_tensorflow()
@@ -178,8 +179,9 @@ update_bn_stats), and write a new checkpoint with everything else copied.
 Give the network flags the checkpoint was trained with."""
 
 
-def precise_bn_parser():
-    parser = ArgumentParser(prog='precise_bn', description=PRECISE_BN_DESCRIPTION)
+def precise_bn_parser(prog='slimnorm precise-bn'):
+    parser = ArgumentParser(prog=prog, description=PRECISE_BN_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     add_model_flags(parser, num_channels=False,  # the data set's channels
                     image_size_help='resize the images to this square size, as '
                                     'train.py --image_size did (default: as stored)')
@@ -195,8 +197,8 @@ def precise_bn_parser():
     return parser
 
 
-def precise_bn_main(argv=None):
-    parser = precise_bn_parser()
+def precise_bn_main(argv=None, prog='slimnorm precise-bn'):
+    parser = precise_bn_parser(prog)
     args = parser.parse_args(argv)
     quiet_tensorflow()
     import tensorflow as tf
@@ -245,8 +247,9 @@ epsilon=eps to normalize as Caffe did. Caffe's use_global_stats: true is
 slim's is_training=False (stored statistics), false is is_training=True."""
 
 
-def caffe_parser():
-    parser = ArgumentParser(prog='caffe_to_checkpoint', description=CAFFE_DESCRIPTION)
+def caffe_parser(prog='slimnorm caffe-import'):
+    parser = ArgumentParser(prog=prog, description=CAFFE_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     add = parser.add_argument
     add('--caffemodel', required=True, help='binary .caffemodel (NetParameter)')
     add('--mapping', required=True, type=_json_object,
@@ -258,8 +261,8 @@ def caffe_parser():
     return parser
 
 
-def caffe_main(argv=None):
-    parser = caffe_parser()
+def caffe_main(argv=None, prog='slimnorm caffe-import'):
+    parser = caffe_parser(prog)
     args = parser.parse_args(argv)
     if not os.path.isfile(args.caffemodel):
         parser.error('--caffemodel %r is not a file' % (args.caffemodel,))

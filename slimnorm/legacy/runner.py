@@ -6,7 +6,7 @@ What it does before the script's first line runs:
    default eager mode does not allow (placeholders, queue runners,
    `tf.compat.v1.train.Saver` on graph variables).
 2. `patch_tf_slim()`: slimnorm's norms in tf-slim, and tf-slim's TF 2.21
-   breakages repaired (see `slimnorm.tf_slim_patch`). Because the patch
+   breakages repaired (see `slimnorm.legacy.patch`). Because the patch
    comes first, module-level captures of `slim.batch_norm` in the script's
    imports (research/slim's mobilenet_v3) get slimnorm's norm.
 3. The script runs as `__main__` with `sys.argv = [script, args...]` and its
@@ -21,10 +21,10 @@ import os
 import runpy
 import sys
 
-USAGE = ("usage: python -m slimnorm.legacy SCRIPT.py [ARGS...]\n"
-         "       python -m slimnorm.legacy -m MODULE [ARGS...]\n"
+USAGE = ("usage: {prog} SCRIPT.py [ARGS...]\n"
+         "       {prog} -m MODULE [ARGS...]\n"
          "Runs a tf-slim / TF1 script unedited on TensorFlow 2.21: disables eager execution,\n"
-         "applies slimnorm.tf_slim_patch.patch_tf_slim(), then runs the script as __main__.")
+         "applies slimnorm.legacy.patch.patch_tf_slim(), then runs the script as __main__.")
 
 
 def parse(argv):
@@ -46,22 +46,22 @@ def prepare():
     """Graph mode and the tf-slim patch: what every legacy script needs first."""
     import tensorflow as tf
 
-    from slimnorm.tf_slim_patch import patch_tf_slim
+    from slimnorm.legacy.patch import patch_tf_slim
 
     tf.compat.v1.disable_eager_execution()
     return patch_tf_slim()
 
 
-def main(argv=None):
-    """Console entry point (`slimnorm-legacy`); returns the exit status for usage errors."""
+def main(argv=None, prog="slimnorm legacy"):
+    """`slimnorm legacy` (and `python -m slimnorm.legacy`); returns the exit status of usage errors."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):
-        print(USAGE)
+        print(USAGE.format(prog=prog))
         return 0
     try:
         kind, target, script_args = parse(argv)
     except ValueError as error:
-        print("slimnorm.legacy: %s\n%s" % (error, USAGE), file=sys.stderr)
+        print("%s: error: %s\n%s" % (prog, error, USAGE.format(prog=prog)), file=sys.stderr)
         return 2
     prepare()
     if kind == "module":
