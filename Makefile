@@ -34,7 +34,7 @@ test-quick: venv
 	$(PY) -m pytest -q -m 'not slow' tests
 
 docs: venv
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	$(VENV)/bin/mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings strict turns into errors
 
 bench: venv
 	$(VENV)/bin/slimnorm bench norms
