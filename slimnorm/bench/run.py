@@ -1,6 +1,6 @@
 """slimnorm's benchmark: normalisation ops and Inception V2 steps, as ratios.
 
-    slimnorm bench norms              # full run, ~15-25 min
+    slimnorm bench norms              # full run: 7 min on the idle 2-core machine, longer under load
     slimnorm bench norms --quick      # reduced set, < 1 min
     slimnorm bench norms --skip-nets --reps 30 --out runs/ops.json
 

@@ -29,7 +29,7 @@ Without --checkpoint_path the GraphDef holds the variables (as slim's);
 with it, it is frozen (weights as constants).
 
 Feed images preprocessed as the network was trained: small_convnet takes
-floats in [0, 1] (slimnorm.datasets); inception_v2 takes slim's inception
+floats in [0, 1] (slimnorm.data.datasets); inception_v2 takes slim's inception
 preprocessing: RGB floats scaled to [-1, 1], central crop 0.875, resized to
 224x224 (nets.inception_eval.preprocess_for_eval)."""
 
