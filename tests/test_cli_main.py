@@ -93,6 +93,7 @@ def test_every_subcommand_help_names_the_command_and_shows_defaults(words, capsy
     assert f'usage: slimnorm {" ".join(words)}' in out
     if words not in NO_DEFAULTS:
         assert 'default' in out, out
+    assert '(default: docs' not in out  # results go to runs/ unless --out/--out_dir ask
     if words != ('legacy',):
         description = out.split('\n\n')[1].strip()
         assert description.endswith(('.', '?', ')')), description  # not cut mid-sentence
