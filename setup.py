@@ -16,36 +16,15 @@ setup(
     packages=find_packages(include=["slimnorm", "slimnorm.*", "nets", "nets.*"]),
     # The fused kernels' source, compiled on first use (slimnorm.kernels.build).
     package_data={"slimnorm.kernels": ["*.cc"]},
+    license="Apache-2.0",
     python_requires=">=3.10",
     install_requires=[
         "tf-slim==1.1.0",
         "numpy>=1.26,<3",
     ],
-    entry_points={
-        "console_scripts": [
-            "slimnorm-train = slimnorm.cli.train:main",
-            "slimnorm-eval = slimnorm.cli.eval:main",
-            "slimnorm-demo = slimnorm.cli.demo:main",
-            "slimnorm-bench = slimnorm.bench.run:main",
-            "slimnorm-bench-config = slimnorm.bench.session_config:main",
-            "slimnorm-exp-bn-speedup = slimnorm.bench.exp_bn_speedup:main",
-            "slimnorm-exp-gn-batch-size = slimnorm.bench.exp_gn_batch_size:main",
-            "slimnorm-exp-sync-bn = slimnorm.bench.exp_sync_bn:main",
-            "slimnorm-bench-sync-bn = slimnorm.bench.sync_bn_bench:main",
-            "slimnorm-exp-renorm-warmup = slimnorm.bench.exp_renorm_warmup:main",
-            "slimnorm-export-inference-graph = slimnorm.export.cli:export_main",
-            "slimnorm-precise-bn = slimnorm.export.cli:precise_bn_main",
-            "slimnorm-caffe-to-checkpoint = slimnorm.export.cli:caffe_main",
-            "slimnorm-bench-fold = slimnorm.export.fold_bench:main",
-            "slimnorm-exp-precise-bn = slimnorm.export.precise_bn_experiment:main",
-            "slimnorm-legacy = slimnorm.legacy.runner:main",
-            "slimnorm-build-tfrecords = slimnorm.data.convert:main",
-            "slimnorm-bench-input = slimnorm.bench.input_pipeline:main",
-            "slimnorm-launch-local-cluster = slimnorm.train.local_cluster:main",
-            "slimnorm-bench-scale-out = slimnorm.bench.scale_out:main",
-            "slimnorm-bench-deploy = slimnorm.bench.deploy:main",
-        ],
-    },
+    # One command, `slimnorm <subcommand>` (slimnorm/cli/main.py); research/slim's
+    # script names are in the checkout's scripts/.
+    entry_points={"console_scripts": ["slimnorm = slimnorm.cli.main:main"]},
     extras_require={
         "cpu": ["tensorflow-cpu==" + TF_VERSION],
         "gpu": ["tensorflow[and-cuda]==" + TF_VERSION],
@@ -59,5 +38,7 @@ setup(
         # export --output_format tflite / onnx (slimnorm.export.formats.EXTRAS)
         "tflite": ["ai-edge-litert==2.3.0"],
         "onnx": ["tf2onnx==1.17.0", "onnxruntime==1.32.0"],
+        "tensorboard": ["tensorboard==" + TF_VERSION],
+        "docs": ["mkdocs==1.6.1"],
     },
 )

@@ -1,6 +1,6 @@
 """Write research/slim-format TFRecords from a folder of images or a loaded set.
 
-The same command as `slimnorm-build-tfrecords`, run from a checkout; the code
+The same command as `slimnorm build-tfrecords`, run from a checkout; the code
 is in slimnorm/data/convert.py.
 """
 import sys

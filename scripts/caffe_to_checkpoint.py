@@ -3,7 +3,7 @@
     python scripts/caffe_to_checkpoint.py --caffemodel net.caffemodel \\
         --mapping '{"conv1/bn": "MyNet/conv1"}' --output_path out/model.ckpt
 
-Same flags as the console command `slimnorm-caffe-to-checkpoint`; see
+Same flags as `slimnorm caffe-import`; see
 --help and slimnorm/export/caffe.py.
 """
 import sys
@@ -11,4 +11,4 @@ import sys
 from slimnorm.export.cli import caffe_main
 
 if __name__ == '__main__':
-    sys.exit(caffe_main())
+    sys.exit(caffe_main(prog='caffe_to_checkpoint.py'))

@@ -1,6 +1,6 @@
-"""Evaluate a checkpoint of slimnorm-train (scripts/train.py).
+"""Evaluate a checkpoint of scripts/train.py (`slimnorm train`).
 
-The same command as `slimnorm-eval`, run from a checkout; the code is in
+The same command as `slimnorm eval`, run from a checkout; the code is in
 slimnorm/cli/eval.py.
 """
 import sys

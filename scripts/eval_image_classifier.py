@@ -6,7 +6,7 @@ A slim command line runs unchanged but for this script's directory:
         --eval_dir=/tmp/flowers/eval --dataset_split_name=validation
 
 Every flag of slim's script is accepted with its default (docs/slim_flags.md);
-the code is slimnorm/cli/eval.py (`slimnorm-eval`).
+the code is slimnorm/cli/eval.py (`slimnorm eval`).
 """
 import sys
 

@@ -5,7 +5,7 @@
         --checkpoint_path runs/digits --fold_batch_norms \\
         --output_file out/digits_frozen.pb --saved_model_dir out/digits_sm
 
-Same flags as the console command `slimnorm-export-inference-graph`; see
+Same flags as `slimnorm export`; see
 --help and slimnorm/export/cli.py.
 """
 import sys
@@ -13,4 +13,4 @@ import sys
 from slimnorm.export.cli import export_main
 
 if __name__ == '__main__':
-    sys.exit(export_main())
+    sys.exit(export_main(prog='export_inference_graph.py'))

@@ -6,7 +6,7 @@
 The network and the data come from the run_config.json beside the
 checkpoint (a research/slim checkpoint: give --model_name and --dataset_name).
 
-Same flags as the console command `slimnorm-precise-bn`; see --help and
+Same flags as `slimnorm precise-bn`; see --help and
 slimnorm/export/precise_bn.py.
 """
 import sys
@@ -14,4 +14,4 @@ import sys
 from slimnorm.export.cli import precise_bn_main
 
 if __name__ == '__main__':
-    sys.exit(precise_bn_main())
+    sys.exit(precise_bn_main(prog='precise_bn.py'))

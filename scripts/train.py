@@ -1,6 +1,6 @@
 """Train a nets_factory network with slimnorm normalization.
 
-The same command as `slimnorm-train`, run from a checkout; the code is in
+The same command as `slimnorm train`, run from a checkout; the code is in
 slimnorm/cli/train.py.
 """
 import sys

@@ -7,7 +7,7 @@ A slim command line runs unchanged but for this script's directory:
         --model_name=inception_v2 --optimizer=rmsprop --max_number_of_steps=1000
 
 Every flag of slim's script is accepted with its default (docs/slim_flags.md);
-the code is slimnorm/cli/train.py (`slimnorm-train`).
+the code is slimnorm/cli/train.py (`slimnorm train`).
 """
 import sys
 

@@ -16,10 +16,13 @@ the fused C++ CPU kernels (compiled on first use) or on TensorFlow ops.
 
 Packages: `slimnorm.train` (training loop, evaluation, run configuration),
 `slimnorm.data` (data sets), `slimnorm.bench` (benchmarks and experiments),
-`slimnorm.cli` (the console commands).
+`slimnorm.cli` (the `slimnorm` command), `slimnorm.legacy` (running unedited
+tf-slim code: `patch_tf_slim`).
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 import types
 
@@ -32,14 +35,19 @@ _LAYERS = {
     'layer_norm': 'slimnorm.layer_norm',
     # Synchronized batch norm: the replicas a layer reduces over (slimnorm.replicas).
     'replica_group': 'slimnorm.replicas',
-    # Adopting slimnorm in unedited tf-slim code (see slimnorm.tf_slim_patch).
-    'patch_tf_slim': 'slimnorm.tf_slim_patch',
-    'unpatch_tf_slim': 'slimnorm.tf_slim_patch',
-    'patched_tf_slim': 'slimnorm.tf_slim_patch',
+    # Adopting slimnorm in unedited tf-slim code (see slimnorm.legacy.patch).
+    'patch_tf_slim': 'slimnorm.legacy.patch',
+    'unpatch_tf_slim': 'slimnorm.legacy.patch',
+    'patched_tf_slim': 'slimnorm.legacy.patch',
     # Whether group/layer/instance norm run on the fused C++ kernels, and why.
     'kernels_available': 'slimnorm.kernels',
 }
 _MODULES = ('training', 'replicas')  # create_train_op, ...; replica_group, session_config
+# Modules that moved, under the old names user code imports: the same module objects.
+_MOVED = {
+    'slimnorm.training': 'slimnorm.train.train_op',
+    'slimnorm.tf_slim_patch': 'slimnorm.legacy.patch',
+}
 
 __all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'kernels_available',
            'layer_norm', 'patch_tf_slim', 'patched_tf_slim', 'replica_group', 'unpatch_tf_slim']
@@ -88,3 +96,26 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """`import slimnorm.training` gives `slimnorm.train.train_op` itself (and so on for _MOVED).
+
+    First on sys.meta_path, and only for those names. The module is
+    imported when the old name is, so `import slimnorm` stays TensorFlow-free.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name in _MOVED:
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(_MOVED[spec.name])  # keeps its own __name__, __spec__
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModuleFinder())

@@ -27,7 +27,7 @@ coefficients that lack only the 'r' axes:
 with a, b, B, C small per-cell or per-parameter tensors. Everything else
 (combining the per-parameter sums of a cell, gamma and beta gradients) runs
 on tensors without the 'r' axes. What this costs against TF's fused batch
-norm and tf-slim's layers is measured by `slimnorm-bench` (numbers in
+norm and tf-slim's layers is measured by `slimnorm bench norms` (numbers in
 docs/group_math_speed.md). The layers run this math where the fused C++ op
 of `slimnorm.kernels` does not apply (same formulas, two passes each way);
 that op's second derivative is built from it too.

@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py --quick (slimnorm-bench): it runs and writes complete JSON.
+"""Smoke test of `slimnorm bench norms --quick`: it runs and writes complete JSON.
 
 No timing assertions: the numbers are only checked to be finite and positive.
 """
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "scripts", "bench.py")
+BENCH = ["-m", "slimnorm", "bench", "norms"]
 STAT_KEYS = ("median_ms", "iqr_ms", "q1_ms", "q3_ms", "ratio")
 
 
@@ -21,7 +21,7 @@ def quick_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, BENCH, "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, *BENCH, "--quick", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out) as f:

@@ -118,6 +118,25 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert exit.value.code == 2 and message in err and err.count('\n') == 1
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize('out_class', [io.StringIO, _Terminal])
+def test_progress_rewrites_in_place_only_on_a_terminal(tmp_path, out_class):
+    out = out_class()
+    convert.write_split([tf.train.Example] * 250, str(tmp_path), 'toy', 'train', 3, out=out)
+    text = out.getvalue()
+    if out_class is _Terminal:  # every 2 images (1 %)
+        assert text.count('\r') == 125 and text.endswith('image 250/250, shard 3/3\n')
+    else:  # one line per shard: 84 + 84 + 82 images
+        assert '\r' not in text and text.splitlines() == [
+            '>> train: image 84/250, shard 1/3', '>> train: image 168/250, shard 2/3',
+            '>> train: image 250/250, shard 3/3']
+    assert len(os.listdir(tmp_path)) == 3
+
+
 def test_script_writes_from_a_folder(image_dir, tmp_path):
     out = str(tmp_path / 'cli')
     result = subprocess.run(
@@ -136,4 +155,4 @@ def test_flags_are_checked_before_tensorflow_loads(tmp_path):
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                              timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert result.stdout.strip() == '2 False', result.stderr[-2000:]
-    assert result.stderr.startswith('slimnorm-build-tfrecords: error: seed')
+    assert result.stderr.startswith('slimnorm build-tfrecords: error: seed')

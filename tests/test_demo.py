@@ -1,4 +1,4 @@
-"""slimnorm-demo (slimnorm.cli.demo): data fallback, run-dir safety, a tiny end-to-end run."""
+"""slimnorm demo (slimnorm.cli.demo): data fallback, run-dir safety, a tiny end-to-end run."""
 import os
 
 import pytest

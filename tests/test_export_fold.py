@@ -169,7 +169,7 @@ def test_unfrozen_graph_is_refused():
 
 def test_benchmark_runs_both_graphs_and_they_agree():
     """One round of the benchmark's depthwise block (speed is not checked here)."""
-    from slimnorm.export import fold_bench
+    from slimnorm.bench import fold_bench
     result = fold_bench.measure_batch('block', 2, 12, rounds=1, calls_per_sample=1)
     assert result['folded_batch_norms'] == 2
     assert result['nodes']['folded'] < result['nodes']['unfolded']

@@ -111,7 +111,7 @@ def test_command_on_a_train_py_checkpoint(tmp_path):
 
 
 def test_experiment_quick_run_writes_table_json_and_plot(tmp_path, capsys):
-    from slimnorm.export import precise_bn_experiment
+    from slimnorm.bench import exp_precise_bn as precise_bn_experiment
     assert precise_bn_experiment.main(['--quick', '--out_dir', str(tmp_path)]) == 0
     assert (tmp_path / 'exp_precise_bn.png').stat().st_size > 10000
     results = json.loads((tmp_path / 'exp_precise_bn.json').read_text())

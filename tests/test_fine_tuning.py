@@ -57,6 +57,9 @@ def test_only_the_logits_change_and_they_learn_the_new_classes(source, tmp_path)
     config, result, lines = _fine_tune(source, tmp_path / 'tuned', freeze_batch_norm=True)
     assert result['start_step'] == 0 and result['global_step'] == 60
     assert any(line.startswith(f'Warm start from {source[1]}') for line in lines), lines
+    # the banner of a run whose batch norms are frozen: no "runs all 0 UPDATE_OPS ops"
+    assert any(line.endswith('check_update_ops: no moving statistics to update (UPDATE_OPS is '
+                             'empty: no batch norm, or batch norm frozen)') for line in lines)
     before, after = _variables(source[1]), _variables(result['checkpoint'])
     frozen = [name for name in before
               if name.startswith('SmallConvNet/') and not name.startswith(LOGITS)

@@ -1,6 +1,5 @@
-"""Packaging promises: a light `import slimnorm`, console commands, no tf_keras."""
+"""Packaging promises: a light `import slimnorm`, one console command, no tf_keras."""
 import ast
-import importlib
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ def test_flags_are_checked_without_importing_tensorflow():
         "except SystemExit as exit:\n"
         "    print('exit', exit.code, 'tensorflow' in sys.modules)\n")
     assert result.stdout.strip() == "exit 2 False", result.stderr[-2000:]
-    assert result.stderr.startswith("slimnorm-train: error: batch_size")
+    assert result.stderr.startswith("slimnorm train: error: batch_size")
 
 
 def test_public_layers_are_the_arg_scope_functions_of_their_modules():
@@ -66,26 +65,42 @@ def _console_scripts():
     raise AssertionError("setup.py has no console_scripts")
 
 
-@pytest.mark.parametrize("command, target", sorted(_console_scripts().items()))
-def test_console_scripts_name_a_main_and_a_script_of_the_checkout(command, target):
-    module, function = target.split(":")
-    assert callable(getattr(importlib.import_module(module), function))
-    script = os.path.join(ROOT, "scripts", command[len("slimnorm-"):].replace("-", "_") + ".py")
-    assert "from %s import %s" % (module, function) in open(script, encoding="utf-8").read()
+def test_one_console_command():
+    assert _console_scripts() == {"slimnorm": "slimnorm.cli.main:main"}
 
 
-@pytest.mark.parametrize("command", ["slimnorm-train", "slimnorm-eval"])
-def test_train_and_eval_help_runs_before_tensorflow_loads(command):
-    module = _console_scripts()[command].split(":")[0]
+@pytest.mark.parametrize("script", sorted(os.listdir(os.path.join(ROOT, "scripts"))))
+def test_scripts_call_a_function_of_the_slimnorm_command(script):
+    from slimnorm.cli import main as cli
+    targets = [target for _, target in cli.COMMANDS.values() if isinstance(target, str)]
+    text = open(os.path.join(ROOT, "scripts", script), encoding="utf-8").read()
+    assert any("from %s import %s" % tuple(t.split(":")) in text for t in targets), script
+
+
+@pytest.mark.parametrize("command, flag", [("train", "--train_dir"),
+                                           ("eval", "--checkpoint_path")])
+def test_train_and_eval_help_runs_before_tensorflow_loads(command, flag):
     result = _python("import sys\n"
-                     "from %s import main\n"
+                     "from slimnorm.cli.main import main\n"
                      "try:\n"
-                     "    main(['--help'])\n"
+                     "    main([%r, '--help'])\n"
                      "except SystemExit as exit:\n"
-                     "    print('exit', exit.code, 'tensorflow' in sys.modules)\n" % module)
+                     "    print('exit', exit.code, 'tensorflow' in sys.modules)\n" % command)
     assert result.stdout.strip().endswith("exit 0 False"), result.stderr[-2000:]
-    flag = "--train_dir" if command == "slimnorm-train" else "--checkpoint_path"
-    assert "usage: %s" % command in result.stdout and flag in result.stdout
+    assert "usage: slimnorm %s" % command in result.stdout and flag in result.stdout
+
+
+def test_moved_modules_keep_their_old_import_paths():
+    import slimnorm
+    import slimnorm.legacy.patch
+    import slimnorm.tf_slim_patch
+    import slimnorm.train.train_op
+    import slimnorm.training
+    assert slimnorm.training is slimnorm.train.train_op
+    assert slimnorm.tf_slim_patch is slimnorm.legacy.patch
+    assert slimnorm.patch_tf_slim is slimnorm.legacy.patch.patch_tf_slim
+    from slimnorm.training import create_train_op
+    assert create_train_op is slimnorm.train.train_op.create_train_op
 
 
 def test_import_slimnorm_and_nets_needs_no_tf_keras_sklearn_or_matplotlib():

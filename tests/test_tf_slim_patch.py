@@ -1,4 +1,4 @@
-"""slimnorm.tf_slim_patch: slimnorm's norms inside tf-slim, TF 2.21 breakages repaired.
+"""slimnorm.legacy.patch: slimnorm's norms inside tf-slim, TF 2.21 breakages repaired.
 
 Every test leaves tf-slim unpatched (autouse fixture), so the rest of the
 suite sees tf-slim as installed.
@@ -16,9 +16,10 @@ from tensorflow.python.framework import indexed_slices, ops
 from tensorflow.python.ops import array_ops, cond, control_flow_case, control_flow_ops
 
 import slimnorm
-from slimnorm import reference, tf_slim_patch
+from slimnorm import reference
+from slimnorm.legacy import patch as tf_slim_patch
 from slimnorm.legacy import repairs
-from slimnorm.tf_slim_patch import patch_tf_slim, patched_tf_slim, unpatch_tf_slim
+from slimnorm.legacy.patch import patch_tf_slim, patched_tf_slim, unpatch_tf_slim
 
 from graph_utils import rel_err
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from nets import nets_factory
-from slimnorm import training
+from slimnorm.train import train_op as training
 
 tf1 = tf.compat.v1
 UPDATE_OPS = tf1.GraphKeys.UPDATE_OPS

@@ -60,7 +60,7 @@ def pytest_configure(config):
 
     tf.compat.v1.disable_eager_execution()
     if patching():
-        from slimnorm.tf_slim_patch import patch_tf_slim
+        from slimnorm.legacy.patch import patch_tf_slim
 
         patch_tf_slim(warn_captured=False)
 
@@ -68,7 +68,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(session, config, items):
     if not patching():
         return
-    from slimnorm.tf_slim_patch import patch_tf_slim
+    from slimnorm.legacy.patch import patch_tf_slim
 
     patch_tf_slim(warn_captured=False)
     entries = read_exclusions()

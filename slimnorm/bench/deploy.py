@@ -167,7 +167,7 @@ def accuracy(args):
     config = run_data.model_config(args.checkpoint_path)
     if config is None:
         raise ValueError('checkpoint_path=%r has no run_config.json beside it; accepted: '
-                         'a slimnorm-train run' % args.checkpoint_path)
+                         'a slimnorm train run' % args.checkpoint_path)
     data = config.load_data()
     size = config.image_size or data.image_shape[0]
     graph = freeze.build_inference_graph(

@@ -22,8 +22,8 @@ directory, e.g. MNIST itself; ``--quick``: scikit-learn's 8x8 digits):
 
 Writes exp_bn_speedup.{json,md,png} into --out_dir and prints the tables.
 
-    slimnorm-exp-bn-speedup --out_dir docs      # scripts/exp_bn_speedup.py: the same
-    slimnorm-exp-bn-speedup --quick --out_dir /tmp/exp
+    slimnorm exp bn-speedup
+    slimnorm exp bn-speedup --quick --out_dir /tmp/exp
 """
 import argparse
 import functools
@@ -36,6 +36,7 @@ import tf_slim as slim
 import slimnorm
 from nets import nets_factory
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
 
@@ -296,8 +297,10 @@ def plot(path, record):
     return True
 
 
-def main(argv=None):
-    parser = exp_common.add_common_flags(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
+def main(argv=None, prog=None):
+    parser = exp_common.add_common_flags(argparse.ArgumentParser(
+        prog=prog, description=__doc__.split('\n')[0], formatter_class=DefaultsFormatter),
+        'bn-speedup')
     parser.add_argument('--gaussian_stddev', type=float, default=0.1,
                         help="stddev of the MLP's 'small random Gaussian' initial weights")
     parser.add_argument('--plot_only', action='store_true',

@@ -31,8 +31,8 @@ full run on 2 cores); ``--quick`` uses the 8x8 digits and few examples.
 Writes exp_gn_batch_size.{json,md,png} into --out_dir (with _inception_v2 and
 _lr_unscaled in the name for those settings) and prints the tables.
 
-    slimnorm-exp-gn-batch-size --out_dir docs      # scripts/exp_gn_batch_size.py: the same
-    slimnorm-exp-gn-batch-size --quick --out_dir /tmp/exp
+    slimnorm exp gn-batch-size
+    slimnorm exp gn-batch-size --quick --out_dir /tmp/exp
 """
 import argparse
 import functools
@@ -45,6 +45,7 @@ import tf_slim as slim
 
 from nets import nets_factory, small_convnet
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
 
@@ -271,9 +272,10 @@ def output_stem(args):
             + ('' if args.lr_scaling == 'linear' else '_lr_unscaled'))
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog=None):
     parser = exp_common.add_common_flags(
-        argparse.ArgumentParser(description=__doc__.split('\n')[0]))
+        argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                                formatter_class=DefaultsFormatter), 'gn-batch-size')
     parser.add_argument('--model', choices=sorted(MODEL_DEFAULTS), default='small_convnet')
     parser.add_argument('--image_size', type=int, default=None,
                         help='square input size (default: 14 small_convnet, 64 inception_v2)')
@@ -313,8 +315,8 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog=None):
+    args = parse_args(argv, prog)
     stem = output_stem(args)
     png = os.path.join(args.out_dir, stem + '.png')
     if args.plot_only:

@@ -2,7 +2,7 @@
 
 Ioffe (2017) trained with rmax = 1, dmax = 0 (plain batch norm) first and
 relaxed them later; slim only took fixed numbers. This runs the small
-convnet on scikit-learn's digits for `--steps` steps with `slimnorm-train`'s
+convnet on scikit-learn's digits for `--steps` steps with `slimnorm train`'s
 defaults (momentum 0.9, lr 0.1 with cosine decay, weight decay 1e-4, batch 64)
 and: batch norm; batch renorm clipped at the paper's final rmax 3 / dmax 5
 from step 0; batch renorm with the warm-up schedule scaled to the run (the
@@ -16,6 +16,8 @@ import json
 import os
 
 import numpy as np
+
+from slimnorm.cli.help_format import DefaultsFormatter
 
 CASES = ("batch_norm", "renorm_fixed", "renorm_warmup")
 
@@ -73,11 +75,13 @@ def run(case, seed, steps, data, batch_size=64, eval_every=25):
     return curve
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default="docs/renorm_warmup")
+    parser.add_argument("--out", default=os.path.join("runs", "exp-renorm-warmup", "renorm_warmup"),
+                        help="path prefix of the .json, .md and .png written")
     args = parser.parse_args(argv)
     from slimnorm.data import datasets
     data = datasets.load("digits")

@@ -23,8 +23,8 @@ spread over 4 devices, so their errors should agree within seed noise, and
 
 Writes exp_sync_bn.{json,md,png} into --out_dir and prints the table.
 
-    slimnorm-exp-sync-bn --out_dir docs     # scripts/exp_sync_bn.py: the same
-    slimnorm-exp-sync-bn --quick --out_dir /tmp/exp
+    slimnorm exp sync-bn
+    slimnorm exp sync-bn --quick --out_dir /tmp/exp
 """
 import argparse
 import time
@@ -36,6 +36,7 @@ import slimnorm
 from nets import nets_factory
 from slimnorm.bench import exp_gn_batch_size as gn_table
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
 
@@ -165,9 +166,10 @@ def plot(path, record):
     return True
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog=None):
     parser = exp_common.add_common_flags(
-        argparse.ArgumentParser(description=__doc__.split('\n')[0]))
+        argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                                formatter_class=DefaultsFormatter), 'sync-bn')
     parser.add_argument('--settings', nargs='+', choices=tuple(SETTINGS),
                         default=tuple(SETTINGS))
     parser.add_argument('--examples', type=int, default=None,
@@ -185,8 +187,8 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog=None):
+    args = parse_args(argv, prog)
     stem = 'exp_sync_bn'
     if args.plot_only:
         plot('%s/%s.png' % (args.out_dir, stem), exp_common.read_record(args.out_dir, stem))

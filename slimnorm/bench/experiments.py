@@ -1,6 +1,6 @@
 """The experiment runner shared by `exp_bn_speedup` and `exp_gn_batch_size`.
 
-Why not `slimnorm-train`: the experiments train dozens of small networks in
+Why not `slimnorm train`: the experiments train dozens of small networks in
 one process each and need, inside the training loop, the test accuracy every
 ``eval_every`` steps (for "steps to reach X%") and percentiles of chosen
 activations on a fixed probe set (the BN paper's Figure 1). A run here is
@@ -29,21 +29,21 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 import tensorflow as tf
 
-from slimnorm import training
 from slimnorm.data import datasets
+from slimnorm.train import train_op as training
 
 tf1 = tf.compat.v1
 EVAL_CHUNK = 1000
 
 
-def add_common_flags(parser, default_out_dir='docs'):
-    """The flags every experiment script takes."""
+def add_common_flags(parser, name):
+    """The flags every experiment takes; results go to runs/exp-``name`` by default."""
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: tiny data and few steps (< 3 minutes on 2 cores)')
     parser.add_argument('--data_dir', default=None,
                         help='directory of MNIST-format IDX files (e.g. MNIST); '
                              'default: Fashion-MNIST from its Debian package')
-    parser.add_argument('--out_dir', default=default_out_dir,
+    parser.add_argument('--out_dir', default=os.path.join('runs', 'exp-' + name),
                         help='where the JSON, the markdown table and the PNG go')
     parser.add_argument('--seeds', type=int, default=None,
                         help='number of seeds per configuration (default: 3, quick: 1)')

@@ -1,4 +1,4 @@
-"""Timing harness of the benchmark (`slimnorm-bench`): interleaved repetitions, medians, IQR.
+"""Timing harness of the benchmark (`slimnorm bench norms`): interleaved repetitions, medians, IQR.
 
 The machine this runs on is shared and noisy, so absolute times drift by tens
 of percent over minutes. What stays comparable is a ratio of two cases timed

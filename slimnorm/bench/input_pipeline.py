@@ -1,7 +1,7 @@
 """Is training from slim-format TFRecords as fast as training from memory?
 
-    slimnorm-bench-input                       # scripts/bench_input.py: the same
-    slimnorm-bench-input --steps 4 --rounds 1  # a quick look
+    slimnorm bench input
+    slimnorm bench input --steps 4 --rounds 1  # a quick look
 
 In one process, three cases, each run in blocks of ``--steps`` consecutive
 calls, the blocks of the cases alternating for ``--rounds`` rounds:
@@ -41,6 +41,7 @@ import time
 import numpy as np
 
 from slimnorm.cli.common import quiet_tensorflow
+from slimnorm.cli.help_format import DefaultsFormatter
 
 SAMPLE_PHOTOS = ('china.jpg', 'flower.jpg')
 NUM_CLASSES = 1000
@@ -186,8 +187,8 @@ def format_table(result, args):
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog or 'slimnorm-bench-input',
-                                     description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog=prog or 'slimnorm bench input',
+                                     formatter_class=DefaultsFormatter, description=__doc__.split('\n')[0])
     add = parser.add_argument
     add('--batch_size', type=int, default=8)
     add('--image_size', type=int, default=224)
@@ -198,7 +199,7 @@ def build_parser(prog=None):
     add('--num_readers', type=int, default=4)
     add('--num_preprocessing_threads', type=int, default=4)
     add('--threads', type=int, default=0, help='session intra/inter-op threads (0: TF)')
-    add('--out', default='out/bench_input.json')
+    add('--out', default=os.path.join('runs', 'bench-input', 'bench_input.json'))
     return parser
 
 
@@ -206,7 +207,7 @@ def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     for name in ('batch_size', 'image_size', 'steps', 'rounds', 'num_records'):
         if getattr(args, name) < 1:
-            print(f'{prog or "slimnorm-bench-input"}: error: --{name} must be >= 1',
+            print(f'{prog or "slimnorm bench input"}: error: --{name} must be >= 1',
                   file=sys.stderr)
             return 2
     quiet_tensorflow()

@@ -1,4 +1,4 @@
-"""The network cases of the benchmark (`slimnorm-bench`): Inception V2 steps per normalizer.
+"""The network cases of the benchmark (`slimnorm bench norms`): Inception V2 steps per normalizer.
 
   fused_kernel  the same network with a normalizer_fn that calls
                 tf.compat.v1.nn.fused_batch_norm directly and assigns the

@@ -1,4 +1,4 @@
-"""The op cases of the benchmark (`slimnorm-bench`): one normalisation layer on one tensor.
+"""The op cases of the benchmark (`slimnorm bench norms`): one normalisation layer on one tensor.
 
 Every case is built into a shared graph holding the input `x` and the
 upstream gradient `dy` as variables (constants would be folded away by

@@ -1,4 +1,4 @@
-"""Markdown tables and goal checks of the benchmark's results (`slimnorm-bench`).
+"""Markdown tables and goal checks of the benchmark's results (`slimnorm bench norms`).
 
 Results are the JSON's lists of rows; every row has 'case', 'mode',
 'median_ms', 'iqr_ms', 'samples_ms', 'ratio' (to the baseline of its group,

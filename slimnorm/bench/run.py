@@ -1,8 +1,8 @@
 """slimnorm's benchmark: normalisation ops and Inception V2 steps, as ratios.
 
-    slimnorm-bench              # full run, ~15-25 min (scripts/bench.py: the same)
-    slimnorm-bench --quick      # reduced set, < 1 min
-    slimnorm-bench --skip-nets --reps 30 --out out/ops.json
+    slimnorm bench norms              # full run: 7 min on the idle 2-core machine, longer under load
+    slimnorm bench norms --quick      # reduced set, < 1 min
+    slimnorm bench norms --skip-nets --reps 30 --out runs/ops.json
 
 Everything runs in this one process, in graph mode with tf.compat.v1.Session,
 after warm-up, with the cases compared timed in interleaved repetitions
@@ -14,7 +14,7 @@ called directly for Inception V2 (slimnorm.bench.networks). Quote ratios:
 absolute times on a shared machine move by tens of percent.
 
 Prints markdown tables on stdout, progress on stderr, and writes the JSON
-(--out, default out/bench.json).
+(--out, default runs/bench-norms/bench.json).
 """
 
 import argparse
@@ -33,6 +33,7 @@ from slimnorm.bench import harness as bench_harness  # noqa: E402
 from slimnorm.bench import networks as bench_nets  # noqa: E402
 from slimnorm.bench import ops as bench_ops  # noqa: E402
 from slimnorm.bench import report as bench_report  # noqa: E402
+from slimnorm.cli.help_format import DefaultsFormatter
 
 SHAPES = ([32, 56, 56, 192], [32, 28, 28, 256], [32, 14, 14, 576], [32, 7, 7, 1024],
           [32, 8, 8, 64])
@@ -138,12 +139,13 @@ def environment(args):
     }
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="small shapes, few reps, a tiny Inception V2 (< 1 min)")
-    parser.add_argument("--out", default=os.path.join("out", "bench.json"),
-                        help="JSON output path (default out/bench.json)")
+    parser.add_argument("--out", default=os.path.join("runs", "bench-norms", "bench.json"),
+                        help="JSON output path")
     parser.add_argument("--reps", type=int, help="op repetitions (default 25; quick 5)")
     parser.add_argument("--net-reps", type=int, help="network repetitions (default 25; quick 3)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per case")
@@ -171,8 +173,8 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog=None):
+    args = parse_args(argv, prog)
     if args.shapes:
         shapes = [[int(d) for d in s.split(",")] for s in args.shapes.split(";")]
     else:

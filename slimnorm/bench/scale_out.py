@@ -1,8 +1,8 @@
 """Benchmark: one process vs 2 clones vs 1 ps + 2 workers on loopback (sync and async).
 
-    slimnorm-bench-scale-out [--quick] [--out docs/scale_out_bench.json]
+    slimnorm bench scale-out [--quick] [--out runs/bench-scale-out/scale_out_bench.json]
 
-Every case runs ``slimnorm-train`` as separate processes (the cluster cases
+Every case runs ``slimnorm train`` as separate processes (the cluster cases
 through ``slimnorm.train.local_cluster``) on the same total batch per step:
 the one process takes it whole, 2 clones and 2 workers take half each. The
 rate is the training loop's own ``ex/s`` of its last logging window (the
@@ -11,7 +11,7 @@ sum of its workers'. ``ms_per_step`` is the total batch over that rate.
 
 It also counts the trainable parameters of each network and the bytes every
 worker moves to and from the ps tasks per step (pull the variables, push the
-gradients: 2 x 4 bytes x parameters), the quantity docs/scale_out.md scales
+gradients: 2 x 4 bytes x parameters), the quantity docs/scale_out.md (the guide) scales
 to 8-64 GPUs.
 
 On a 2-core machine nothing can get faster: the numbers show the overhead
@@ -25,6 +25,8 @@ import re
 import subprocess
 import sys
 import tempfile
+
+from slimnorm.cli.help_format import DefaultsFormatter
 
 CASES = ('one_process', 'two_clones', 'ps1_workers2_sync', 'ps1_workers2_async')
 # Total batch per step, image size (0: the data's own), steps per logging window.
@@ -136,8 +138,9 @@ def _ratio(value):
     return '-' if value is None else f'{value:.2f}'
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog='slimnorm-bench-scale-out', description=__doc__.split('\n')[0])
+def main(argv=None, prog='slimnorm bench scale-out'):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument('--quick', action='store_true', help='short windows (a smoke run)')
     parser.add_argument('--models', default=','.join(MODELS),
                         help='comma-separated: ' + ','.join(MODELS))

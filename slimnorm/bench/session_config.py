@@ -1,7 +1,7 @@
 """Should training and evaluation turn oneDNN on, or pin the thread pools?
 
-    slimnorm-bench-config                  # ~15 min (scripts/bench_config.py: the same)
-    slimnorm-bench-config --rounds 1 --steps 50
+    slimnorm bench config                  # ~15 min
+    slimnorm bench config --rounds 1 --steps 50
 
 `TF_ENABLE_ONEDNN_OPTS` is read when TensorFlow is imported, so each
 configuration runs in a child process of this script. Configurations:
@@ -22,7 +22,7 @@ Each child reports
     moments path) on N(0.5, 1) and 1e4 + N(0, 1) inputs, vs slimnorm.reference.
 
 Prints a markdown table (ratios to the default configuration) and writes
-JSON (--out, default out/bench_config.json).
+JSON (--out, default runs/bench-config/bench_config.json).
 """
 
 import argparse
@@ -33,6 +33,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from slimnorm.cli.help_format import DefaultsFormatter
 
 # (label, TF_ENABLE_ONEDNN_OPTS or None for unset, intra, inter)
 CONFIGS = (
@@ -135,12 +137,13 @@ def _run_child(label, onednn, intra, inter, args):
     return result
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--out", default=os.path.join("out", "bench_config.json"))
+    parser.add_argument("--out", default=os.path.join("runs", "bench-config", "bench_config.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--inter", type=int, default=0, help=argparse.SUPPRESS)

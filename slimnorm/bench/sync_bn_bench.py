@@ -17,7 +17,7 @@ rounds (the ratio moves with other processes' load), and the collectives one
 step runs, read from the graph: all-reduces per replica (a forward and a backward one per
 batch-norm layer) and the bytes each replica contributes to them.
 
-    slimnorm-bench-sync-bn [--quick] [--out docs/sync_bn_bench.json]
+    slimnorm bench sync-bn [--quick] [--out FILE]   # default runs/bench-sync-bn/sync_bn_bench.json
 """
 import argparse
 import json
@@ -30,6 +30,7 @@ import tf_slim as slim
 import slimnorm
 from nets import inception_v2
 from slimnorm.bench import harness
+from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
 REPLICAS = 2
@@ -130,11 +131,13 @@ def report(result):
                       c["bytes_per_replica"])])
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--quick", action="store_true", help="small network and images")
     parser.add_argument("--reps", type=int, default=None, help="interleaved rounds")
-    parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--out", default=os.path.join("runs", "bench-sync-bn", "sync_bn_bench.json"),
+                        help="write the result as JSON here")
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL)
     if args.reps:

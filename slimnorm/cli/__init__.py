@@ -1,7 +1,8 @@
-"""The console commands (`slimnorm-train`, `slimnorm-eval`, `slimnorm-demo`, ...).
+"""The `slimnorm` command: `main` (the dispatcher and its table of subcommands),
+and the subcommands that live here (`train`, `eval`, `demo`, `plot`).
 
-Each module has `build_parser()` and `main(argv=None)`; `main` checks every
-flag before TensorFlow is imported, and `slimnorm.cli.common.run_cli` prints
-a bad value as one line on stderr with exit code 2. The scripts in the
-checkout's `scripts/` call these same functions.
+Each subcommand is a `main(argv=None, prog=...)` that checks every flag
+before TensorFlow is imported; `slimnorm.cli.common.run_cli` prints a bad
+value as one line on stderr with exit code 2. The checkout's `scripts/`
+call these same functions under research/slim's script names.
 """

@@ -1,9 +1,9 @@
-"""Evaluate a checkpoint of slimnorm-train on a data split.
+"""Evaluate a checkpoint of slimnorm train on a data split.
 
-    slimnorm-eval --checkpoint_path runs/digits            # latest in dir
-    slimnorm-eval --checkpoint_path runs/digits/model.ckpt-600
-    slimnorm-eval --checkpoint_path runs/digits --watch --timeout 120
-    slimnorm-eval --checkpoint_path runs/flowers --dataset_split_name validation
+    slimnorm eval --checkpoint_path runs/digits            # latest in dir
+    slimnorm eval --checkpoint_path runs/digits/model.ckpt-600
+    slimnorm eval --checkpoint_path runs/digits --watch --timeout 120
+    slimnorm eval --checkpoint_path runs/flowers --dataset_split_name validation
 
 Prints a table and then one JSON line per checkpoint. The model and data
 flags (research/slim's eval_image_classifier names; the older spellings
@@ -25,7 +25,7 @@ from slimnorm.train import saved_run
 AGREE_WITH_RUN = ('model', 'dataset', 'normalizer', 'model_kwargs', 'labels_offset',
                   'preprocessing_name')
 
-def build_parser(prog='slimnorm-eval'):
+def build_parser(prog='slimnorm eval'):
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint_path', '--checkpoint', default='/tmp/tfmodel/',
                         help='a training directory (its latest checkpoint) or a '
@@ -117,7 +117,7 @@ def run(args):
     return 0
 
 
-def main(argv=None, prog='slimnorm-eval'):
+def main(argv=None, prog='slimnorm eval'):
     common.quiet_tensorflow()
     return common.run_cli(build_parser(prog), run, argv)
 

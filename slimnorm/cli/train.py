@@ -1,9 +1,9 @@
 """Train a nets_factory network with slimnorm normalization (tf.compat.v1 Session).
 
-    slimnorm-train --dataset_name digits --train_dir runs/digits --max_number_of_steps 600
-    slimnorm-train --dataset_name fashion_mnist --normalizer group \\
+    slimnorm train --dataset_name digits --train_dir runs/digits --max_number_of_steps 600
+    slimnorm train --dataset_name fashion_mnist --normalizer group \\
         --batch_size 128 --max_number_of_steps 3000 --train_dir runs/fmnist_gn
-    slimnorm-train --dataset_name tfrecord --dataset_dir /data/flowers \\
+    slimnorm train --dataset_name tfrecord --dataset_dir /data/flowers \\
         --model_name inception_v2 --checkpoint_path runs/imagenet \\
         --checkpoint_exclude_scopes InceptionV2/Logits \\
         --trainable_scopes InceptionV2/Logits --train_dir runs/flowers
@@ -30,7 +30,7 @@ TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'save_every_steps', 'save
 FINE_TUNING_FLAGS = ('split', 'checkpoint_path', 'ignore_missing_vars', 'freeze_batch_norm')
 
 
-def build_parser(prog='slimnorm-train'):
+def build_parser(prog='slimnorm train'):
     defaults = TrainConfig()
     parser = common.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     common.add_model_arguments(parser, image_size_flag='--train_image_size')
@@ -157,7 +157,7 @@ def run(args):
     return 0
 
 
-def main(argv=None, prog='slimnorm-train'):
+def main(argv=None, prog='slimnorm train'):
     common.quiet_tensorflow()
     parser = build_parser(prog)
     parser.set_defaults(prog=prog)

@@ -1,8 +1,8 @@
 """Build research/slim-format TFRecords: from a folder of images, or a loaded set.
 
-    slimnorm-build-tfrecords --image_dir photos/ --dataset_dir /data/photos \\
+    slimnorm build-tfrecords --image_dir photos/ --dataset_dir /data/photos \\
         --dataset_name photos --num_shards 5 --validation_fraction 0.1
-    slimnorm-build-tfrecords --from_dataset digits --dataset_dir /data/digits
+    slimnorm build-tfrecords --from_dataset digits --dataset_dir /data/digits
 
 ``--image_dir`` holds one sub-folder per class (its name is the class name;
 classes are numbered in sorted order) of JPEG or PNG files, as slim's flowers
@@ -101,21 +101,28 @@ def _check_output(dataset_dir, dataset_name):
 
 def write_split(examples, dataset_dir, dataset_name, split, num_shards,
                 out=sys.stdout):
-    """Writes a list of Example builders to num_shards files, with a progress line."""
+    """Writes a list of Example builders to num_shards files, with a progress line.
+
+    On a terminal the line is rewritten in place (``\\r``) every 1 %; into a
+    file or pipe (a log) one line per shard is written instead.
+    """
     import tensorflow as tf
     total = len(examples)
     per_shard = -(-total // num_shards)
-    step = max(1, total // 100)  # the progress line moves in steps of 1%
+    terminal = getattr(out, 'isatty', lambda: False)()
+    step = max(1, total // 100) if terminal else per_shard  # 1 % steps, or each shard
+    start, end = ('\r', '') if terminal else ('', '\n')
     for shard in range(num_shards):
         path = shard_filename(dataset_dir, dataset_name, split, shard, num_shards)
         with tf.io.TFRecordWriter(path) as writer:
             for index in range(shard * per_shard, min(total, (shard + 1) * per_shard)):
                 writer.write(examples[index]().SerializeToString())
                 if (index + 1) % step == 0 or index + 1 == total:
-                    out.write(f'\r>> {split}: image {index + 1}/{total}, '
-                              f'shard {shard + 1}/{num_shards}')
+                    out.write(f'{start}>> {split}: image {index + 1}/{total}, '
+                              f'shard {shard + 1}/{num_shards}{end}')
                     out.flush()
-    out.write('\n')
+    if terminal:
+        out.write('\n')
     out.flush()
 
 
@@ -187,7 +194,7 @@ def convert_dataset(name, dataset_dir, dataset_name=None, num_shards=1,
 
 
 def build_parser(prog=None):
-    parser = ArgumentParser(prog=prog or 'slimnorm-build-tfrecords', description=(
+    parser = ArgumentParser(prog=prog or 'slimnorm build-tfrecords', description=(
         'Write research/slim-format TFRecords (and labels.txt) from a folder of class '
         'sub-folders of JPEG/PNG images, or from an installed in-memory data set.'))
     add = parser.add_argument
@@ -232,5 +239,5 @@ def _run(args):
 
 
 def main(argv=None, prog=None):
-    """Console command ``slimnorm-build-tfrecords``."""
+    """``slimnorm build-tfrecords``: returns the exit status."""
     return run_cli(build_parser(prog), _run, argv)

@@ -1,10 +1,10 @@
 """Command lines of slimnorm.export; flags are checked before TensorFlow loads.
 
-    slimnorm-export-inference-graph   (scripts/export_inference_graph.py)
-    slimnorm-precise-bn               (scripts/precise_bn.py)
-    slimnorm-caffe-to-checkpoint      (scripts/caffe_to_checkpoint.py)
+    slimnorm export         (scripts/export_inference_graph.py)
+    slimnorm precise-bn     (scripts/precise_bn.py)
+    slimnorm caffe-import   (scripts/caffe_to_checkpoint.py)
 
-Each `*_main(argv=None)` returns the exit code: 0 done, 2 bad flags (one
+Each `*_main(argv=None, prog=...)` returns the exit code: 0 done, 2 bad flags (one
 line on stderr, as argparse), 1 a failure while running.
 """
 
@@ -16,6 +16,7 @@ import sys
 from slimnorm import checkpoints
 from slimnorm.choices import MODELS, normalizer_names
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.export import deploy_cli
 
 DATA_FORMATS = ('NHWC', 'NCHW')
@@ -29,7 +30,7 @@ Without --checkpoint_path the GraphDef holds the variables (as slim's);
 with it, it is frozen (weights as constants).
 
 Feed images preprocessed as the network was trained: small_convnet takes
-floats in [0, 1] (slimnorm.datasets); inception_v2 takes slim's inception
+floats in [0, 1] (slimnorm.data.datasets); inception_v2 takes slim's inception
 preprocessing: RGB floats scaled to [-1, 1], central crop 0.875, resized to
 224x224 (nets.inception_eval.preprocess_for_eval)."""
 
@@ -75,9 +76,9 @@ def add_model_flags(parser, num_channels=True,
             help="default: the run's, else 3")
 
 
-def export_parser():
-    parser = ArgumentParser(prog='export_inference_graph', description=EXPORT_DESCRIPTION,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+def export_parser(prog='slimnorm export'):
+    parser = ArgumentParser(prog=prog, description=EXPORT_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     add_model_flags(parser)
     add = parser.add_argument
     add('--export_image_size', type=_positive_int, default=None,
@@ -137,8 +138,8 @@ def _check_export_args(parser, args):
         parser.error(str(err))
 
 
-def export_main(argv=None):
-    parser = export_parser()
+def export_main(argv=None, prog='slimnorm export'):
+    parser = export_parser(prog)
     args = parser.parse_args(argv)
     network = _check_export_args(parser, args)
     quiet_tensorflow()
@@ -211,9 +212,10 @@ point elsewhere. A research/slim checkpoint needs --model_name and
 --dataset_name."""
 
 
-def precise_bn_parser():
+def precise_bn_parser(prog='slimnorm precise-bn'):
     from slimnorm.cli import common
-    parser = ArgumentParser(prog='precise_bn', description=PRECISE_BN_DESCRIPTION)
+    parser = ArgumentParser(prog=prog, description=PRECISE_BN_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     common.add_model_arguments(parser, image_size_flag='--train_image_size')
     common.add_tfrecord_arguments(parser)
     add = parser.add_argument
@@ -228,10 +230,10 @@ def precise_bn_parser():
     return parser
 
 
-def precise_bn_main(argv=None):
+def precise_bn_main(argv=None, prog='slimnorm precise-bn'):
     from slimnorm.cli import common
     from slimnorm.export import precise_bn_run
-    parser = precise_bn_parser()
+    parser = precise_bn_parser(prog)
     args = parser.parse_args(argv)
     try:
         checkpoints.check_path(args.checkpoint_path)
@@ -269,8 +271,9 @@ epsilon=eps to normalize as Caffe did. Caffe's use_global_stats: true is
 slim's is_training=False (stored statistics), false is is_training=True."""
 
 
-def caffe_parser():
-    parser = ArgumentParser(prog='caffe_to_checkpoint', description=CAFFE_DESCRIPTION)
+def caffe_parser(prog='slimnorm caffe-import'):
+    parser = ArgumentParser(prog=prog, description=CAFFE_DESCRIPTION,
+                            formatter_class=DefaultsFormatter)
     add = parser.add_argument
     add('--caffemodel', required=True, help='binary .caffemodel (NetParameter)')
     add('--mapping', required=True, type=_json_object,
@@ -282,8 +285,8 @@ def caffe_parser():
     return parser
 
 
-def caffe_main(argv=None):
-    parser = caffe_parser()
+def caffe_main(argv=None, prog='slimnorm caffe-import'):
+    parser = caffe_parser(prog)
     args = parser.parse_args(argv)
     if not os.path.isfile(args.caffemodel):
         parser.error('--caffemodel %r is not a file' % (args.caffemodel,))

@@ -70,7 +70,7 @@ def _images(args, input_shape, parser):
         if args.representative_dataset is not None:
             parser.error('--representative_dataset %s: no run_config.json in %s to say '
                          "which data the run trained on; accepted: a checkpoint of a "
-                         'slimnorm-train run' % (args.representative_dataset,
+                         'slimnorm train run' % (args.representative_dataset,
                                                  run_data.run_directory(args.checkpoint_path)))
         shape = (RANDOM_CHECK_EXAMPLES,) + tuple(input_shape[1:])
         images = np.random.RandomState(0).rand(*shape).astype(np.float32)

@@ -3,4 +3,4 @@ import sys
 
 from slimnorm.legacy.runner import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m slimnorm.legacy"))

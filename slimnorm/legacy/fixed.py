@@ -10,7 +10,7 @@ handing tf-slim a better reference: the fault is a line of tf-slim's code.
   result `(assign_op, feed_dict)`, same errors as tf-slim's.
 
 `FIXED` maps (module that defines the original, name) to the replacement;
-`slimnorm.tf_slim_patch` swaps it in wherever tf-slim exposes the original.
+`slimnorm.legacy.patch` swaps it in wherever tf-slim exposes the original.
 """
 import tensorflow as tf
 

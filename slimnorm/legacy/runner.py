@@ -6,7 +6,7 @@ What it does before the script's first line runs:
    default eager mode does not allow (placeholders, queue runners,
    `tf.compat.v1.train.Saver` on graph variables).
 2. `patch_tf_slim()`: slimnorm's norms in tf-slim, and tf-slim's TF 2.21
-   breakages repaired (see `slimnorm.tf_slim_patch`). Because the patch
+   breakages repaired (see `slimnorm.legacy.patch`). Because the patch
    comes first, module-level captures of `slim.batch_norm` in the script's
    imports (research/slim's mobilenet_v3) get slimnorm's norm.
    A `tensorflow.contrib` stand-in is registered (`slimnorm.legacy.contrib`:
@@ -27,10 +27,10 @@ import os
 import runpy
 import sys
 
-USAGE = ("usage: python -m slimnorm.legacy [--tf1_api] SCRIPT.py [ARGS...]\n"
-         "       python -m slimnorm.legacy [--tf1_api] -m MODULE [ARGS...]\n"
+USAGE = ("usage: {prog} [--tf1_api] SCRIPT.py [ARGS...]\n"
+         "       {prog} [--tf1_api] -m MODULE [ARGS...]\n"
          "Runs a tf-slim / TF1 script unedited on TensorFlow 2.21: disables eager execution,\n"
-         "applies slimnorm.tf_slim_patch.patch_tf_slim(), provides a tensorflow.contrib\n"
+         "applies slimnorm.legacy.patch.patch_tf_slim(), provides a tensorflow.contrib\n"
          "stand-in (slim, quantize, training.HParams), then runs the script as __main__.\n"
          "--tf1_api: `import tensorflow as tf` in your own files gives tf.compat.v1 (+ contrib).")
 
@@ -59,7 +59,7 @@ def prepare(tf1_api=False):
 
     from slimnorm.legacy import contrib
     from slimnorm.legacy import tf1_api as tf1_view
-    from slimnorm.tf_slim_patch import patch_tf_slim
+    from slimnorm.legacy.patch import patch_tf_slim
 
     tf.compat.v1.disable_eager_execution()
     changes = patch_tf_slim()
@@ -69,17 +69,17 @@ def prepare(tf1_api=False):
     return changes
 
 
-def main(argv=None):
-    """Console entry point (`slimnorm-legacy`); returns the exit status for usage errors."""
+def main(argv=None, prog="slimnorm legacy"):
+    """`slimnorm legacy` (and `python -m slimnorm.legacy`); returns the exit status of usage errors."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):
-        print(USAGE)
+        print(USAGE.format(prog=prog))
         return 0
     tf1_api = argv[:1] == [TF1_API_OPTION]
     try:
         kind, target, script_args = parse(argv[1:] if tf1_api else argv)
     except ValueError as error:
-        print("slimnorm.legacy: %s\n%s" % (error, USAGE), file=sys.stderr)
+        print("%s: error: %s\n%s" % (prog, error, USAGE.format(prog=prog)), file=sys.stderr)
         return 2
     prepare(tf1_api)
     if kind == "module":

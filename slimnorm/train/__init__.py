@@ -1,4 +1,4 @@
-"""The training loop, evaluation and run configuration behind `slimnorm-train`/`-eval`.
+"""The training loop, evaluation and run configuration behind `slimnorm train` / `slimnorm eval`.
 
 - `slimnorm.train.config`: what a run is (TensorFlow-free): the configs and
   their checks, the run_config.json written beside the checkpoints;
@@ -17,7 +17,8 @@
   task's training); `slimnorm.train.local_cluster`: such a cluster started
   on 127.0.0.1.
 
-The graph helpers a training loop is built from (`create_train_op`,
-`check_update_ops`, `make_saver`, `variables_to_restore`) are in
-`slimnorm.training`, the library module slim users call from their own loops.
+- `slimnorm.train.train_op`: the graph helpers a training loop is built
+  from (`create_train_op`, `check_update_ops`, `make_saver`,
+  `variables_to_restore`), which slim users call from their own loops as
+  `slimnorm.training` (an alias of this module).
 """

@@ -1,6 +1,6 @@
 """A cluster of workers only, in lockstep through collective ops: --sync_batch_norm across processes.
 
-    slimnorm-train --worker_hosts 127.0.0.1:2223,127.0.0.1:2224 --job_name worker \\
+    slimnorm train --worker_hosts 127.0.0.1:2223,127.0.0.1:2224 --job_name worker \\
         --task_index 0 --train_dir runs/sync --sync_batch_norm
 
 Synchronized batch norm all-reduces its statistics between the workers in

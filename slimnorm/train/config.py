@@ -1,6 +1,6 @@
 """What a run is, as data: the configs of training and evaluation and their checks.
 
-`slimnorm-train` and `slimnorm-eval` both build the network from a
+`slimnorm train` and `slimnorm eval` both build the network from a
 :class:`ModelConfig`; training writes its :class:`TrainConfig` to
 ``<train_dir>/run_config.json`` so that evaluation rebuilds the same network
 without being told again (flags still override it), and so that resuming a

@@ -1,6 +1,6 @@
 """One task of a parameter-server cluster: a ps that serves, or a worker that trains.
 
-    slimnorm-train --ps_hosts 127.0.0.1:2222 --worker_hosts 127.0.0.1:2223,127.0.0.1:2224 \\
+    slimnorm train --ps_hosts 127.0.0.1:2222 --worker_hosts 127.0.0.1:2223,127.0.0.1:2224 \\
         --job_name worker --task_index 0 --train_dir runs/dist --sync_replicas
 
 (With ``--sync_batch_norm`` a cluster has no ps: ``slimnorm.train.collective``.)

@@ -231,4 +231,4 @@ def moving_statistics_warning(config, checkpoint, global_step, precise_bn=False)
             f'{distance:.3f} from 1.0), and evaluation normalizes with them. Ways out: a '
             f"lower batch-norm decay (train with --model_kwargs '{lower}'), longer "
             f'training ({needed} steps at decay {decay:g}), or precise BN '
-            '(slimnorm-precise-bn --checkpoint_path ... --output_path ...)')
+            '(slimnorm precise-bn --checkpoint_path ... --output_path ...)')

@@ -1,9 +1,9 @@
 """A parameter-server cluster on this machine: ps and workers as processes on 127.0.0.1.
 
-    slimnorm-launch-local-cluster --num_ps 1 --num_workers 2 -- \\
+    slimnorm cluster --num_ps 1 --num_workers 2 -- \\
         --train_dir runs/dist --max_steps 600 --sync_replicas
 
-starts ``slimnorm-train`` once per task, on free loopback ports, with
+starts ``slimnorm train`` once per task, on free loopback ports, with
 ``--ps_hosts/--worker_hosts/--job_name/--task_index`` filled in and the
 flags after ``--`` passed on; prints every task's output prefixed with its
 name (``[worker 1] ...``); returns when all tasks have exited, and stops
@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+from slimnorm.cli.help_format import DefaultsFormatter
+
 LOOPBACK = '127.0.0.1'
 
 
@@ -42,9 +44,9 @@ def free_ports(count):
 
 
 class LocalCluster:
-    """ps and worker processes of ``slimnorm-train`` on 127.0.0.1; a context manager.
+    """ps and worker processes of ``slimnorm train`` on 127.0.0.1; a context manager.
 
-    ``train_args``: the slimnorm-train flags every task gets. ``log(name,
+    ``train_args``: the slimnorm train flags every task gets. ``log(name,
     line)`` receives each output line of each task. Leaving the ``with``
     block kills whatever still runs.
     """
@@ -139,10 +141,10 @@ class LocalCluster:
         self.stop()
 
 
-def build_parser():
+def build_parser(prog='slimnorm cluster'):
     parser = argparse.ArgumentParser(
-        prog='slimnorm-launch-local-cluster',
-        description='Start ps and worker tasks of slimnorm-train on 127.0.0.1 and '
+        prog=prog, formatter_class=DefaultsFormatter,
+        description='Start ps and worker tasks of slimnorm train on 127.0.0.1 and '
                     'stream their logs; flags after -- go to every task.')
     parser.add_argument('--num_ps', type=int, default=1,
                         help='ps tasks (0 for a workers-only cluster, as --sync_batch_norm '
@@ -153,12 +155,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv=None, prog='slimnorm cluster'):
     argv = sys.argv[1:] if argv is None else list(argv)
     split = argv.index('--') if '--' in argv else len(argv)
-    args = build_parser().parse_args(argv[:split])
+    args = build_parser(prog).parse_args(argv[:split])
     if args.num_ps < 0 or args.num_workers < 1:
-        build_parser().error(f'--num_ps {args.num_ps} --num_workers {args.num_workers}; '
+        build_parser(prog).error(f'--num_ps {args.num_ps} --num_workers {args.num_workers}; '
                              'accepted: --num_ps 0 or more, --num_workers 1 or more')
     cluster = LocalCluster(args.num_ps, args.num_workers, argv[split + 1:])
     print(f'ps: {",".join(cluster.ps_hosts)}  workers: {",".join(cluster.worker_hosts)}',

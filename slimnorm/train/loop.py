@@ -50,10 +50,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from slimnorm import training
 from slimnorm.train import clones, optimization, saved_run, warm_start
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
+from slimnorm.train import train_op as training
 
 tf1 = tf.compat.v1
 
@@ -270,8 +270,10 @@ def train(config, log=_print, worker=None):
             f'from step {step} '
             f'to {config.max_steps or "no limit"}, batch {config.batch_size}, '
             f'{config.optimizer} lr {config.learning_rate} {config.lr_schedule}; '
-            'check_update_ops: the train '
-            f'op runs all {model.update_op_count} UPDATE_OPS ops')
+            'check_update_ops: '
+            + (f'the train op runs all {model.update_op_count} UPDATE_OPS ops'
+               if model.update_op_count else 'no moving statistics to update '
+               '(UPDATE_OPS is empty: no batch norm, or batch norm frozen)'))
         checkpoint = latest
         last_save_time = window_start = time.time()
         last_summary_time = None

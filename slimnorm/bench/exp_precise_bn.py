@@ -12,8 +12,8 @@ the training batch size). Three settings:
   * decay 0.99, batch 32: the small convnet's default, for comparison;
   * decay 0.9, batch 4: the EMA averages ~10 noisy 4-image batches.
 
-    python scripts/exp_precise_bn.py --out_dir docs      # a few minutes
-    python scripts/exp_precise_bn.py --quick --out_dir /tmp/x
+    slimnorm exp precise-bn --out_dir runs/my-exp      # a few minutes
+    slimnorm exp precise-bn --quick --out_dir /tmp/x
 """
 
 import json
@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import slimnorm
 from nets import nets_factory
+from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.data import datasets
 from slimnorm.export import precise_bn
 
@@ -142,10 +143,12 @@ def plot(results, path):
     plt.close(fig)
 
 
-def main(argv=None):
+def main(argv=None, prog=None):
     import argparse
-    parser = argparse.ArgumentParser(prog='exp_precise_bn', description=__doc__.split('\n')[0])
-    parser.add_argument('--out_dir', required=True)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                                     formatter_class=DefaultsFormatter)
+    parser.add_argument('--out_dir', default=os.path.join('runs', 'exp-precise-bn'),
+                        help='where exp_precise_bn.json and .png go')
     parser.add_argument('--quick', action='store_true',
                         help='one seed, steps 20 and 40, 10 precise batches (a smoke run)')
     args = parser.parse_args(argv)

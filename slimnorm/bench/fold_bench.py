@@ -15,8 +15,8 @@ With --no_remapper the sessions also run with grappler's remapper off:
 the remapper is what fuses Conv2D + FusedBatchNorm + ReLU into one oneDNN
 op on its own, so this shows what folding saves a runtime that does not.
 
-    python scripts/bench_fold.py                 # batch 1 and 32 (Inception at 224x224)
-    python scripts/bench_fold.py --quick         # batch 1 and 2, small inputs, 3 rounds
+    slimnorm bench fold        # batch 1 and 32 (Inception at 224x224)
+    slimnorm bench fold --quick # batch 1 and 2, small inputs, 3 rounds
 """
 
 import json
@@ -25,6 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.export import fold, freeze
 
 tf1 = tf.compat.v1
@@ -152,9 +153,10 @@ def report(results):
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def main(argv=None, prog=None):
     import argparse
-    parser = argparse.ArgumentParser(prog='bench_fold', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument('--quick', action='store_true',
                         help='batch 1 and 2, small inputs, 3 rounds (a smoke run)')
     parser.add_argument('--models', default='inception_v2,block')
