@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from slimnorm.cli import eval as eval_cli
 from slimnorm.cli import train as train_cli
+from slimnorm.export import cli as export_cli
 from slimnorm.train import config as run_config
 
 from script_helpers import run_script
@@ -182,6 +183,7 @@ def test_prefixes_of_flags_are_refused(argv, capsys):
     (train_cli.main, ['--optimizer', '(default: rmsprop)', '(default: exponential)',
                       '(default: 0.94)', '(default: /tmp/tfmodel/)']),
     (eval_cli.main, ['--max_num_batches', '(default: 100)', '(default: /tmp/tfmodel/)']),
+    (export_cli.precise_bn_main, ['--num_batches NUM_BATCHES default: 200']),  # another command: an option without help
 ])
 def test_help_shows_the_defaults(main, words, capsys):
     with pytest.raises(SystemExit) as info:

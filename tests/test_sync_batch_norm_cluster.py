@@ -56,9 +56,10 @@ def _checkpoint_values(path):
 
 def test_a_cluster_step_lands_where_one_device_lands_on_both_workers_batches(tmp_path):
     train_dir = str(tmp_path)
-    config = TrainConfig(batch_size=8, max_steps=2, save_every_steps=1, max_to_keep=5)
+    config = TrainConfig(batch_size=8, max_steps=2, save_every_steps=1, max_to_keep=5,
+                         lr_schedule='fixed')
     args = ['--batch_size', 8, '--max_steps', 2, '--save_every_steps', 1,
-            '--cluster_timeout_secs', 60]
+            '--learning_rate_decay_type', 'fixed', '--cluster_timeout_secs', 60]
     _run(train_dir, args, TaskLogs())
     start = _checkpoint_values(os.path.join(train_dir, 'model.ckpt-1'))
     cluster = _checkpoint_values(os.path.join(train_dir, 'model.ckpt-2'))
