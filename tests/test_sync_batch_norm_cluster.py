@@ -1,4 +1,4 @@
-"""slimnorm-train --sync_batch_norm with the cluster flags: 2 worker processes on 127.0.0.1.
+"""slimnorm train --sync_batch_norm with the cluster flags: 2 worker processes on 127.0.0.1.
 
 The independent check is the one-device network on the two workers' batches
 together: from the chief's checkpoint of step 1, one training step of that
@@ -10,8 +10,11 @@ both restarted workers resume from the chief's last checkpoint).
 
 Every process is started through LocalCluster, whose context manager kills
 what still runs, also when a test fails; every wait is bounded.
+The runs end cleanly: no traceback, and every worker reports the chief's
+final checkpoint.
 """
 import os
+import re
 
 import numpy as np
 import pytest
@@ -60,7 +63,14 @@ def test_a_cluster_step_lands_where_one_device_lands_on_both_workers_batches(tmp
                          lr_schedule='fixed')
     args = ['--batch_size', 8, '--max_steps', 2, '--save_every_steps', 1,
             '--learning_rate_decay_type', 'fixed', '--cluster_timeout_secs', 60]
-    _run(train_dir, args, TaskLogs())
+    logs = TaskLogs()
+    _run(train_dir, args, logs)
+    assert 'Traceback' not in logs.dump(), logs.dump()
+    final = os.path.join(train_dir, 'model.ckpt-2')
+    assert tf.train.latest_checkpoint(train_dir) == final
+    for worker in ('worker 0', 'worker 1'):
+        assert logs.matching(worker, rf'^Done: step 2, checkpoint {re.escape(final)}$'), (
+            logs.dump())
     start = _checkpoint_values(os.path.join(train_dir, 'model.ckpt-1'))
     cluster = _checkpoint_values(os.path.join(train_dir, 'model.ckpt-2'))
     (x0, y0), (x1, y1) = _worker_batches(config, step=1)

@@ -37,6 +37,7 @@ private network.
 """
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from slimnorm import replicas
@@ -45,6 +46,8 @@ from slimnorm.train import cluster
 tf1 = tf.compat.v1
 
 WORKERS_GROUP_NAME = 'slimnorm-workers'
+# The longest checkpoint path the chief hands to the other workers at the end.
+CHECKPOINT_PATH_BYTES = 4096
 
 
 @dataclasses.dataclass
@@ -81,6 +84,30 @@ class CollectiveWorker:
 
     def broadcast_op(self, variables):
         return broadcast_from_chief(variables, self.group, self.variables_device, self.is_chief)
+
+    def checkpoint_share_op(self):
+        """(placeholder, all-reduced sum): how the chief's final checkpoint path reaches all.
+
+        The chief feeds the path's bytes, the others zeros; every worker gets
+        the chief's bytes back (exact in float64).
+        """
+        with tf.device(self.variables_device), tf1.name_scope('share_checkpoint_path'):
+            codes = tf1.placeholder(tf.float64, [CHECKPOINT_PATH_BYTES], name='codes')
+            return codes, replicas.all_reduce(codes, self.group, 'checkpoint_path', 'sum')
+
+    def share_checkpoint(self, sess, share, checkpoint):
+        """The chief's final checkpoint path, on every worker (run by all at the same step).
+
+        ``checkpoint``: the chief's; the others' is not used.
+        """
+        codes, total = share
+        encoded = np.zeros([CHECKPOINT_PATH_BYTES], np.float64)
+        if self.is_chief and checkpoint:
+            data = np.frombuffer(checkpoint.encode('utf-8'), np.uint8)[:CHECKPOINT_PATH_BYTES]
+            encoded[:len(data)] = data
+        received = sess.run(total, {codes: encoded}).astype(np.uint8)
+        path = received[received > 0].tobytes().decode('utf-8')
+        return path if self.is_chief else (path or None)
 
     def failure(self, error, step, checkpoint):
         """The ClusterTimeoutError that a failed collective step ends the run with."""

@@ -56,7 +56,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from slimnorm.train import cluster, loop
+from slimnorm.train import cluster, loop, saved_run
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
 
@@ -101,13 +101,21 @@ def _share_final_checkpoint(config, plan, server, result, log):
     log(f'worker {plan.task_index}: the chief\'s final checkpoint is {result["checkpoint"]}')
 
 
-def _prepare_train_dir(config, log):
-    os.makedirs(config.train_dir, exist_ok=True)
+def _check_train_dir(config):
+    """The chief's checks of its train_dir before the graph: nothing is written yet."""
     if tf.train.latest_checkpoint(config.train_dir):
         loop._check_resumable(config)
+
+
+def _prepare_train_dir(config, graph, data, latest, log):
+    """Once the graph is built and found to fit ``latest``: the train_dir and its run_config."""
+    if latest:
+        saved_run.check_resumed_variables(graph, latest, config.train_dir)
         for path in loop.remove_incomplete_checkpoints(config.train_dir):
             log(f'Removed {path} (left by an interrupted save)')
-    run_config.write_run_config(config.train_dir, config)
+    os.makedirs(config.train_dir, exist_ok=True)
+    run_config.write_run_config(config.train_dir, config,
+                                saved_run.run_facts(config, data.images, data.num_classes))
 
 
 def _build(config, plan, start_step):
@@ -177,13 +185,15 @@ def train_worker(config, plan, server, log=loop._print):
     """Trains as worker ``plan.task_index`` until the global step reaches max_steps."""
     latest = None
     if plan.is_chief:
-        _prepare_train_dir(config, log)
+        _check_train_dir(config)
         latest = tf.train.latest_checkpoint(config.train_dir)
         log(f'worker 0: restoring {latest}' if latest else 'worker 0: initializing the variables')
     graph = tf.Graph()
     with graph.as_default():
         data, model, hooks, uninitialized = _build(config, plan, loop._saved_step(latest))
         scaffold = tf1.train.Scaffold(saver=model.saver, summary_op=model.summary)
+    if plan.is_chief:
+        _prepare_train_dir(config, graph, data, latest, log)
     steps, secs = _checkpoint_every(config)
     session_config = _session_config(config, plan)
     if plan.is_chief and config.sync_replicas:

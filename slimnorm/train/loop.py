@@ -231,6 +231,7 @@ def train(config, log=_print, worker=None):
                                   **placement)
         init = tf1.global_variables_initializer()
         broadcast = worker.broadcast_op(tf1.global_variables()) if worker else None
+        share = worker.checkpoint_share_op() if worker else None
         warm = None
         if config.checkpoint_path and not latest:
             warm = warm_start.warm_start_fn(config.checkpoint_path,
@@ -343,6 +344,11 @@ def train(config, log=_print, worker=None):
                 last_save_time = time.time()
         if chief and (checkpoint is None or not checkpoint.endswith(f'-{step}')):
             checkpoint = _save(sess, model, config, step, log)
+        if share is not None and not stop.signal_name:
+            checkpoint = worker.share_checkpoint(sess, share, checkpoint)
+            if not chief:
+                log(f'worker {worker.plan.task_index}: the chief\'s final checkpoint is '
+                    f'{checkpoint}')
         if stop.signal_name:
             log(f'{stop.signal_name} received: stopped at step {step}')
         if writer:
