@@ -24,6 +24,8 @@ def _subcommands(table=cli.COMMANDS, prefix=()):
 SUBCOMMANDS = dict(_subcommands())
 # legacy: its flags are the script's; caffe-import: every flag is required or unset.
 NO_DEFAULTS = {('legacy',), ('caffe-import',)}
+# Subcommands whose flags belong to their modes: each mode's --help shows the defaults.
+MODES = {('bench', 'deploy'): ('latency', 'accuracy')}
 
 
 def _run(*args, **env):
@@ -91,8 +93,12 @@ def test_every_subcommand_help_names_the_command_and_shows_defaults(words, capsy
     out = capsys.readouterr().out
     assert exit.value.code == 0
     assert f'usage: slimnorm {" ".join(words)}' in out
-    if words not in NO_DEFAULTS:
+    if words not in NO_DEFAULTS and words not in MODES:
         assert 'default' in out, out
+    for mode in MODES.get(words, ()):
+        with pytest.raises(SystemExit) as exit:
+            cli.main([*words, mode, '--help'])
+        assert exit.value.code == 0 and 'default' in capsys.readouterr().out
     assert '(default: docs' not in out  # results go to runs/ unless --out/--out_dir ask
     if words != ('legacy',):
         description = out.split('\n\n')[1].strip()

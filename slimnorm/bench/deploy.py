@@ -242,7 +242,8 @@ def parser(prog):
     result = ArgumentParser(prog=prog, description=__doc__.split('\n\n')[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     modes = result.add_subparsers(dest='mode', required=True)
-    lat = modes.add_parser('latency', help='TFLite / ONNX Runtime latency and size vs TF float32')
+    lat = modes.add_parser('latency', help='TFLite / ONNX Runtime latency and size vs TF float32',
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     lat.add_argument('--model_name', default='inception_v2', choices=MODELS)
     lat.add_argument('--num_classes', type=int, default=1001)
     lat.add_argument('--image_size', type=int, default=None,
@@ -253,9 +254,10 @@ def parser(prog):
     lat.add_argument('--rounds', type=int, default=7)
     lat.add_argument('--min_sample_s', type=float, default=0.2,
                      help='calls per sample so that one lasts about this long')
-    acc = modes.add_parser('accuracy', help='top-1 of float and int8 exports of a trained run')
+    acc = modes.add_parser('accuracy', help='top-1 of float and int8 exports of a trained run',
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     acc.add_argument('--checkpoint_path', required=True,
-                     help='a slimnorm-train directory (or checkpoint prefix) with run_config.json')
+                     help='a slimnorm train directory (or checkpoint prefix) with run_config.json')
     acc.add_argument('--qat_graph', default=None,
                      help='QAT HOOK: frozen fake-quant graph of a --quantize_delay run')
     for sub in (lat, acc):
