@@ -239,3 +239,29 @@ def test_static_batch_size_is_checked_in_batches(run, tmp_path):
     assert list(interp.get_input_details()[0]['shape_signature']) == [4, 8, 8, 1]
     dtype, lite = tflite_logits(tmp_path / 'model.tflite', images[:4])
     assert helpers.rel_err(lite, logits[:4]) <= 1e-4
+
+
+def test_without_run_config_float_is_checked_on_random_images_and_int8_refused(tmp_path,
+                                                                               capsys):
+    checkpoint = helpers.train_checkpoint(str(tmp_path / 'ckpt'), 'small_convnet', 8, steps=2)
+    flags = ['--model_name', 'small_convnet', '--num_classes', '10', '--image_size', '8',
+             '--num_channels', '1', '--checkpoint_path', checkpoint, '--output_format', 'tflite']
+    assert cli.export_main(flags + ['--output_file', str(tmp_path / 'f.tflite')]) == 0
+    assert '32 uniform random images (no run_config.json)' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.export_main(flags + ['--representative_dataset', 'train',
+                                 '--output_file', str(tmp_path / 'q.tflite')])
+    assert exit_info.value.code == 2
+    assert 'no run_config.json in' in capsys.readouterr().err
+    assert not (tmp_path / 'q.tflite').exists()
+
+
+def test_unknown_representative_split_is_one_line(run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.export_main(_flags(run[0], tmp_path / 'q.tflite', '--output_format', 'tflite',
+                               '--representative_dataset', 'bogus'))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["export_inference_graph: error: --representative_dataset bogus: "
+                   "split='bogus' is not a split; use 'train' or 'test' (see --help)"]
+    assert os.listdir(tmp_path) == []
