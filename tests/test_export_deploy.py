@@ -265,3 +265,25 @@ def test_unknown_representative_split_is_one_line(run, tmp_path, capsys):
     assert err == ["export_inference_graph: error: --representative_dataset bogus: "
                    "split='bogus' is not a split; use 'train' or 'test' (see --help)"]
     assert os.listdir(tmp_path) == []
+
+
+def test_tfrecord_run_is_checked_on_its_validation_records(tmp_path, capsys):
+    """A run on slim-format TFRecords: the check reads its validation split as eval does."""
+    from slimnorm.train.config import TrainConfig, write_run_config
+    from tests import tfrecord_helpers
+    data_dir = tmp_path / 'records'
+    tfrecord_helpers.write_digits(str(data_dir), splits=('train',), num_shards=1)
+    images, labels = tfrecord_helpers.digits_uint8('test')
+    tfrecord_helpers.write(str(data_dir), ['digits_validation_00000-of-00001.tfrecord'],
+                           images[:40], labels[:40])
+    train_dir = tmp_path / 'train'
+    helpers.train_checkpoint(str(train_dir), 'small_convnet', 8, channels=3, steps=2)
+    write_run_config(str(train_dir), TrainConfig(train_dir=str(train_dir), dataset='tfrecord',
+                                                 data_dir=str(data_dir), image_size=8))
+    flags = ['--model_name', 'small_convnet', '--num_classes', '10', '--image_size', '8',
+             '--checkpoint_path', str(train_dir), '--output_format', 'tflite',
+             '--representative_dataset', 'train', '--output_file', str(tmp_path / 'q.tflite')]
+    assert cli.export_main(flags) == 0
+    out = capsys.readouterr().out
+    assert "on 40 images of split 'validation' of tfrecord" in out
+    assert "200 images of split 'train'" in out
