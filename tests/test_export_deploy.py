@@ -239,3 +239,51 @@ def test_static_batch_size_is_checked_in_batches(run, tmp_path):
     assert list(interp.get_input_details()[0]['shape_signature']) == [4, 8, 8, 1]
     dtype, lite = tflite_logits(tmp_path / 'model.tflite', images[:4])
     assert helpers.rel_err(lite, logits[:4]) <= 1e-4
+
+
+def test_without_run_config_float_is_checked_on_random_images_and_int8_refused(tmp_path,
+                                                                               capsys):
+    checkpoint = helpers.train_checkpoint(str(tmp_path / 'ckpt'), 'small_convnet', 8, steps=2)
+    flags = ['--model_name', 'small_convnet', '--num_classes', '10', '--image_size', '8',
+             '--num_channels', '1', '--checkpoint_path', checkpoint, '--output_format', 'tflite']
+    assert cli.export_main(flags + ['--output_file', str(tmp_path / 'f.tflite')]) == 0
+    assert '32 uniform random images (no run_config.json)' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.export_main(flags + ['--representative_dataset', 'train',
+                                 '--output_file', str(tmp_path / 'q.tflite')])
+    assert exit_info.value.code == 2
+    assert 'no run_config.json in' in capsys.readouterr().err
+    assert not (tmp_path / 'q.tflite').exists()
+
+
+def test_unknown_representative_split_is_one_line(run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.export_main(_flags(run[0], tmp_path / 'q.tflite', '--output_format', 'tflite',
+                               '--representative_dataset', 'bogus'))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["export_inference_graph: error: --representative_dataset bogus: "
+                   "split='bogus' is not a split; use 'train' or 'test' (see --help)"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_tfrecord_run_is_checked_on_its_validation_records(tmp_path, capsys):
+    """A run on slim-format TFRecords: the check reads its validation split as eval does."""
+    from slimnorm.train.config import TrainConfig, write_run_config
+    from tests import tfrecord_helpers
+    data_dir = tmp_path / 'records'
+    tfrecord_helpers.write_digits(str(data_dir), splits=('train',), num_shards=1)
+    images, labels = tfrecord_helpers.digits_uint8('test')
+    tfrecord_helpers.write(str(data_dir), ['digits_validation_00000-of-00001.tfrecord'],
+                           images[:40], labels[:40])
+    train_dir = tmp_path / 'train'
+    helpers.train_checkpoint(str(train_dir), 'small_convnet', 8, channels=3, steps=2)
+    write_run_config(str(train_dir), TrainConfig(train_dir=str(train_dir), dataset='tfrecord',
+                                                 data_dir=str(data_dir), image_size=8))
+    flags = ['--model_name', 'small_convnet', '--num_classes', '10', '--image_size', '8',
+             '--checkpoint_path', str(train_dir), '--output_format', 'tflite',
+             '--representative_dataset', 'train', '--output_file', str(tmp_path / 'q.tflite')]
+    assert cli.export_main(flags) == 0
+    out = capsys.readouterr().out
+    assert "on 40 images of split 'validation' of tfrecord" in out
+    assert "200 images of split 'train'" in out

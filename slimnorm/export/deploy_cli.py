@@ -78,12 +78,15 @@ def _images(args, input_shape, parser):
     split = run_data.eval_split(config)
     try:
         images = run_data.images(config, split, CHECK_EXAMPLES, input_shape)
-        representative = None
-        if args.representative_dataset is not None:
-            representative = run_data.images(config, args.representative_dataset,
-                                             REPRESENTATIVE_EXAMPLES, input_shape)
     except ValueError as err:
         parser.error(str(err))
+    representative = None
+    if args.representative_dataset is not None:
+        try:
+            representative = run_data.images(config, args.representative_dataset,
+                                             REPRESENTATIVE_EXAMPLES, input_shape)
+        except ValueError as err:
+            parser.error('--representative_dataset %s: %s' % (args.representative_dataset, err))
     return images, representative, '%d images of split %r of %s' % (
         len(images), split, config.dataset)
 
