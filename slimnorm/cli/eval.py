@@ -43,6 +43,12 @@ def build_parser(prog='slimnorm-eval'):
     add('--batch_stats', action='store_true',
         help='diagnosis only: normalize with each batch\'s statistics '
         '(is_training=True), the classic evaluation mistake')
+    add('--quantize', action='store_true', default=None,
+        help='evaluate the quantized graph (slimnorm.quantize.create_eval_graph: batch '
+        'norm folded, 8-bit fake quantization); default: on for a run trained with '
+        '--quantize_delay >= 0 (its run_config.json), off otherwise')
+    add('--noquantize', dest='quantize', action='store_false',
+        help='evaluate the float graph even for a quantization-aware run')
     add('--watch', action='store_true',
         help='evaluate each new checkpoint of the directory as it appears; stops at '
         'the training run\'s max_steps or after --timeout')
@@ -55,6 +61,14 @@ def _report(metrics):
     from slimnorm.train import evaluation
     print(evaluation.format_table(metrics))
     print(json.dumps(metrics, sort_keys=True), flush=True)
+
+
+def _quantize(flag, saved):
+    """--quantize, or (not given) whether the run was trained quantization-aware."""
+    if flag is not None:
+        return flag
+    delay = saved.get('quantize_delay')
+    return delay is not None and delay >= 0
 
 
 def run(args):
@@ -83,7 +97,8 @@ def run(args):
     config = run_config.EvalConfig(
         **fields, batch_size=batch_size, split=split,
         moving_average_decay=args.moving_average_decay,
-        checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats).check()
+        checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats,
+        quantize=_quantize(args.quantize, saved)).check()
     from slimnorm.train import evaluation  # TensorFlow from here on
     if not args.watch:
         _report(evaluation.evaluate(config, path))

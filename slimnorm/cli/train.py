@@ -24,7 +24,7 @@ from slimnorm.train.config import TrainConfig, split_scopes  # no TensorFlow: ch
 TRAIN_FLAGS = ('train_dir', 'batch_size', 'max_steps', 'learning_rate', 'lr_schedule',
                'warmup_steps', 'optimizer', 'momentum', 'weight_decay', 'clip_gradient_norm',
                'moving_average_decay', 'save_every_steps', 'save_every_secs', 'max_to_keep',
-               'log_every_steps', 'seed')
+               'log_every_steps', 'seed', 'quantize_delay')
 # research/slim's split and fine-tuning flags (set as they are given).
 FINE_TUNING_FLAGS = ('split', 'checkpoint_path', 'ignore_missing_vars', 'freeze_batch_norm')
 
@@ -58,6 +58,9 @@ def build_parser(prog='slimnorm-train'):
     add('--max_to_keep', type=int, default=defaults.max_to_keep)
     add('--log_every_steps', type=int, default=defaults.log_every_steps)
     add('--seed', type=int, default=defaults.seed)
+    add('--quantize_delay', type=int, default=defaults.quantize_delay,
+        help='quantization-aware training (slimnorm.quantize): -1 off; N >= 0: batch norm '
+        'folded into the weights, 8-bit fake quantization from global step N on')
     add_slim_arguments(parser, defaults)
     add_scale_out_arguments(parser, defaults)
     return parser

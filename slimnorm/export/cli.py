@@ -91,6 +91,10 @@ def export_parser():
     add('--fold_batch_norms', action='store_true',
         help='fold eval-mode batch norm into the layer before it (needs '
              '--checkpoint_path)')
+    add('--quantize', action='store_true',
+        help='the quantized graph (slimnorm.quantize.create_eval_graph: batch norm folded, '
+             'FakeQuant ops with the ranges of a --quantize_delay checkpoint), for int8 '
+             'converters')
     add('--saved_model_dir', default=None,
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
@@ -113,6 +117,12 @@ def _check_export_args(parser, args):
             checkpoints.check_path(args.checkpoint_path)
         except ValueError as err:
             parser.error(str(err))
+    clash = [flag for flag in ('fold_batch_norms', 'is_training', 'saved_model_dir')
+             if args.quantize and getattr(args, flag)]
+    if clash:
+        parser.error('--quantize with --%s: the quantized export is one frozen inference '
+                     'graph with batch norm folded already; accepted: --quantize without it'
+                     % clash[0])
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
@@ -131,13 +141,15 @@ def export_main(argv=None):
     import tensorflow as tf
 
     from slimnorm.export import fold, freeze, saved_model
+    build_kwargs = dict(
+        image_size=args.image_size, batch_size=args.batch_size,
+        num_channels=args.num_channels, is_training=args.is_training,
+        normalizer=None if args.normalizer == 'none' else args.normalizer,
+        data_format=args.data_format, **args.model_kwargs)
+    if args.quantize:
+        return _export_quantized(parser, args, num_classes, build_kwargs)
     try:
-        graph = freeze.build_inference_graph(
-            args.model_name, num_classes, image_size=args.image_size,
-            batch_size=args.batch_size, num_channels=args.num_channels,
-            is_training=args.is_training,
-            normalizer=None if args.normalizer == 'none' else args.normalizer,
-            data_format=args.data_format, **args.model_kwargs)
+        graph = freeze.build_inference_graph(args.model_name, num_classes, **build_kwargs)
     except ValueError as err:
         parser.error(str(err))
     if not args.checkpoint_path:
@@ -167,6 +179,34 @@ def export_main(argv=None):
             print('export_inference_graph: %s' % err, file=sys.stderr)
             return 1
         print('Wrote SavedModel %s' % args.saved_model_dir)
+    return 0
+
+
+def _export_quantized(parser, args, num_classes, build_kwargs):
+    """export --quantize: the fake-quant graph (frozen with --checkpoint_path)."""
+    import tensorflow as tf
+
+    from slimnorm.export import freeze
+    from slimnorm.quantize import freeze as quantized
+    try:
+        if not args.checkpoint_path:
+            graph, _ = quantized.quantized_inference_graph(args.model_name, num_classes,
+                                                           **build_kwargs)
+            freeze.write_graph_def(graph.as_graph_def(), args.output_file)
+            print('Wrote %s (quantized, not frozen: no --checkpoint_path)' % args.output_file)
+            return 0
+        graph_def = quantized.freeze_quantized_graph(args.checkpoint_path, args.model_name,
+                                                     num_classes, **build_kwargs)
+    except ValueError as err:
+        parser.error(str(err))
+    except tf.errors.OpError as err:
+        print('export_inference_graph: cannot restore %s into %s: %s'
+              % (args.checkpoint_path, args.model_name, err.message.splitlines()[0]),
+              file=sys.stderr)
+        return 1
+    freeze.write_graph_def(graph_def, args.output_file)
+    print('Wrote %s (frozen, quantized: %d FakeQuant ops, %d nodes)'
+          % (args.output_file, quantized.count_fake_quant_ops(graph_def), len(graph_def.node)))
     return 0
 
 

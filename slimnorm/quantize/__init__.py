@@ -26,7 +26,7 @@ from slimnorm import checks
 
 __all__ = ['create_training_graph', 'create_eval_graph',
            'experimental_create_training_graph', 'experimental_create_eval_graph',
-           'UnfoldableLayerError']
+           'UnfoldableLayerError', 'rewritten_output']
 
 
 def __getattr__(name):
@@ -90,3 +90,16 @@ def create_training_graph(input_graph=None, quant_delay=0, freeze_bn_delay=None)
 def create_eval_graph(input_graph=None):
     """contrib's create_eval_graph: 8-bit weights and activations, always on."""
     return experimental_create_eval_graph(input_graph)
+
+
+def rewritten_output(layers, tensor):
+    """The fake-quantized tensor that replaced ``tensor`` (a layer's output) in the rewrite.
+
+    ``layers``: what create_training_graph/create_eval_graph returned. Tensors
+    held before the rewrite (e.g. the logits a network returned) keep their
+    float values; the graph's consumers read the quantized one, this returns it.
+    """
+    for layer in layers:
+        if tensor.name in layer.replaced:
+            return layer.output
+    return tensor

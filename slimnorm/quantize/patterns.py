@@ -50,6 +50,8 @@ class Layer:
     batch_norm: BatchNormMatch = None
     output: tf.Tensor = None    # the layer's last tensor (after activation), quantized
     quantize_output: bool = True
+    # Names of the float tensors the rewrite replaced by `output`.
+    replaced: tuple = ()
 
 
 def _variable_op(tensor):

@@ -185,6 +185,7 @@ def rewrite(graph, is_training, *, quant_delay=0, freeze_bn_delay=None, weight_b
 
 def _rewrite_layer(graph, layer, settings, shared):
     out = layer.output
+    replaced = (out.name,)
     out_consumers = list(out.consumers())
     bn = layer.batch_norm
     if bn is not None:
@@ -206,3 +207,4 @@ def _rewrite_layer(graph, layer, settings, shared):
         num_bits=settings.activation_bits, symmetric=settings.symmetric)
     _reroute(out, quantized, out_consumers)
     layer.output = quantized
+    layer.replaced = replaced + (out.name,)

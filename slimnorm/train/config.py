@@ -223,6 +223,16 @@ class TrainConfig(ModelConfig):
     # sync_replicas=True through normalizer_params); evaluation is unchanged.
     # In a cluster: workers only, gradients all-reduced (train.collective).
     sync_batch_norm: bool = False
+    # --- quantization-aware training (slimnorm.quantize) ---
+    # research/slim's --quantize_delay: -1 trains in float; 0 or more rewrites
+    # the graph with create_training_graph(quant_delay=...): batch norm folded,
+    # fake quantization from that global step on. Written to run_config.json,
+    # so evaluation and export know the run was quantization-aware.
+    quantize_delay: int = -1
+
+    @property
+    def quantized(self):
+        return self.quantize_delay >= 0
 
     def session_config(self):
         session = super().session_config()
@@ -234,6 +244,7 @@ class TrainConfig(ModelConfig):
         self._check_fine_tuning()
         check_scale_out(self)
         self._check_sync_batch_norm()
+        check_quantize(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -324,6 +335,26 @@ class TrainConfig(ModelConfig):
             leader=replicas.DEFAULT_LEADER if self.job_name else None)
 
 
+QUANTIZABLE_NORMALIZERS = ('batch', 'none')
+
+
+def check_quantize(config):
+    """The quantize_delay of a TrainConfig: -1 (off) or a step, with what it supports."""
+    checks.integer(config.quantize_delay, 'quantize_delay', minimum=-1)
+    if not config.quantized:
+        return
+    if config.normalizer not in QUANTIZABLE_NORMALIZERS:
+        raise ValueError(f'quantize_delay={config.quantize_delay} with normalizer='
+                         f'{config.normalizer!r}; accepted: normalizer batch (folded into the '
+                         'weights) or none')
+    for name, default in (('num_clones', 1), ('sync_batch_norm', False),
+                          ('freeze_batch_norm', False), ('job_name', '')):
+        if getattr(config, name) != default:
+            raise ValueError(f'quantize_delay={config.quantize_delay} with {name}='
+                             f'{getattr(config, name)!r}; accepted: {name}={default!r} '
+                             '(quantization-aware training rewrites one tower in one process)')
+
+
 def _check_scopes(scopes, name):
     if isinstance(scopes, str) or not all(isinstance(s, str) and s.strip() for s in scopes):
         raise TypeError(f'{name} must be a list of scope names, got {scopes!r}.')
@@ -369,10 +400,19 @@ class EvalConfig(ModelConfig):
     moving_average_decay: float = None
     checkpoint_exclude_scopes: tuple = ()
     batch_stats: bool = False
+    # research/slim's eval --quantize: the graph rewritten by
+    # slimnorm.quantize.create_eval_graph (a quantization-aware checkpoint).
+    quantize: bool = False
 
     def check(self):
         super().check()
         checks.integer(self.batch_size, 'batch_size', minimum=1)
+        checks.boolean(self.quantize, 'quantize')
+        if self.quantize and (self.batch_stats or self.normalizer not in
+                              QUANTIZABLE_NORMALIZERS):
+            raise ValueError(f'quantize=True with batch_stats={self.batch_stats!r}, normalizer='
+                             f'{self.normalizer!r}; accepted: normalizer batch or none, '
+                             'no --batch_stats')
         _check_split(self.split, self.dataset)
         checks.optional_fraction(self.moving_average_decay, 'moving_average_decay')
         if isinstance(self.checkpoint_exclude_scopes, str):
