@@ -62,7 +62,7 @@ def _variable_op(tensor):
     return op if op.type in VARIABLE_TYPES else None
 
 
-def _refuse(layer, why):
+def refuse(layer, why):
     raise UnfoldableLayerError(f'cannot quantize layer {layer!r}: {why}')
 
 
@@ -76,23 +76,23 @@ def _match_batch_norm(graph, layer, bn_scope, conv_out, is_training):
     inside = set(ops)
     fused = [op for op in ops if op.type.startswith(FUSED_PREFIX)]
     if len(fused) != 1:
-        _refuse(layer, f'its batch norm {bn_scope} is not one TensorFlow fused batch norm '
+        refuse(layer, f'its batch norm {bn_scope} is not one TensorFlow fused batch norm '
                 '(found %d); accepted: batch norm with fused kernel and a Python bool '
                 'is_training (no renorm, batch_weights, virtual_batch_size, adjustment '
                 'or is_training tensor)' % len(fused))
     fused = fused[0]
     if any(c not in inside for c in conv_out.consumers()):
-        _refuse(layer, f'{conv_out.name} is read by batch norm and by other ops; accepted: '
+        refuse(layer, f'{conv_out.name} is read by batch norm and by other ops; accepted: '
                 'batch norm as its only reader')
     outputs = {t for op in ops for t in op.outputs
                if any(c not in inside for c in t.consumers())}
     if len(outputs) != 1:
-        _refuse(layer, f'its batch norm {bn_scope} has {len(outputs)} outputs read outside '
+        refuse(layer, f'its batch norm {bn_scope} has {len(outputs)} outputs read outside '
                 'it; accepted: one')
     mode = fused.get_attr('is_training')
     if mode != is_training:
         wanted = 'training' if is_training else 'eval'
-        _refuse(layer, f'its batch norm {bn_scope} is built with is_training={mode}, but '
+        refuse(layer, f'its batch norm {bn_scope} is built with is_training={mode}, but '
                 f'this is the {wanted} rewrite; accepted: create_training_graph on a '
                 'graph built with is_training=True, create_eval_graph with False')
     updates = {}
@@ -103,6 +103,13 @@ def _match_batch_norm(graph, layer, bn_scope, conv_out, is_training):
                 updates[variable.name] = op
     return BatchNormMatch(bn_scope, fused, outputs.pop(), mode, fused.get_attr('epsilon'),
                           updates)
+
+
+def _norm_scope(op_name):
+    """'<...>/BatchNorm' of an op inside a batch norm scope, else None."""
+    full = '/' + op_name
+    index = full.rfind('/BatchNorm/')
+    return None if index < 0 else full[1:index + len('/BatchNorm')]
 
 
 def _single_consumer(tensor, types):
@@ -131,26 +138,27 @@ def find_layers(graph, is_training, scope=None):
             continue  # a product of two activations, not a layer
         layer_scope, _, weight_name = variable.name.rpartition('/')
         if op.type == 'MatMul' and (op.get_attr('transpose_b') or op.get_attr('transpose_a')):
-            _refuse(layer_scope, 'its MatMul transposes an operand; accepted: '
+            refuse(layer_scope, 'its MatMul transposes an operand; accepted: '
                     'fully_connected as slim builds it')
         layers.append(Layer(layer_scope, op, weight_name))
     by_op = {layer.op: layer for layer in layers}
     for layer in layers:
         out = layer.op.outputs[0]
         consumers = out.consumers()
-        bn_scope = layer.scope + '/BatchNorm'
         for consumer in consumers:
             for norm in UNFOLDABLE_NORMS:
-                if consumer.name.startswith(f'{layer.scope}/{norm}/'):
-                    _refuse(layer.scope, f'it is followed by {norm}, whose statistics are '
+                if f'/{norm}/' in '/' + consumer.name:
+                    refuse(layer.scope, f'it is followed by {norm}, whose statistics are '
                             'per example and cannot be folded into the weights; accepted: '
                             'batch norm or no normalizer')
-        if any(c.name.startswith(bn_scope + '/') for c in consumers):
-            layer.batch_norm = _match_batch_norm(graph, layer.scope, bn_scope, out,
+        # Op names may differ from variable names (slim's MobileNet builds its
+        # ops under 'MobilenetV1/MobilenetV1/...'): the batch norm is found
+        # from the op that reads the convolution.
+        bn_scopes = {_norm_scope(c.name) for c in consumers} - {None}
+        if len(bn_scopes) == 1:
+            layer.batch_norm = _match_batch_norm(graph, layer.scope, bn_scopes.pop(), out,
                                                  is_training)
             out = layer.batch_norm.output
-        elif consumers and any(c.name.startswith(bn_scope) for c in consumers):
-            _refuse(layer.scope, 'its batch norm scope is not <layer>/BatchNorm')
         else:
             bias = _single_consumer(out, ('BiasAdd',))
             if bias is not None:
@@ -177,7 +185,7 @@ def _check_unique_weights(layers):
     for group in scopes.values():
         names = [layer.weight_name for layer in group]
         if len(set(names)) != len(names):
-            _refuse(group[0].scope, 'its weights are used by %d ops (a shared layer); '
+            refuse(group[0].scope, 'its weights are used by %d ops (a shared layer); '
                     'accepted: one op per weight variable' % len(names))
 
 
@@ -190,7 +198,11 @@ def _check_batch_norms_matched(graph, layers, scope):
         bn_scope = op.name.rpartition('/')[0]
         if bn_scope not in matched:
             source = op.inputs[0].op
-            _refuse(bn_scope.rpartition('/')[0] or bn_scope,
+            if source.type in WEIGHTED_TYPES:
+                refuse(bn_scope, f'this batch norm after {source.name} is not named '
+                       '<layer>/BatchNorm; accepted: batch norm as the normalizer_fn of '
+                       'slim.conv2d, separable_conv2d or fully_connected')
+            refuse(bn_scope.rpartition('/')[0] or bn_scope,
                     f'its batch norm {bn_scope} reads {source.type} {source.name}, not a '
                     'convolution, depthwise convolution or fully connected layer; '
                     'accepted: batch norm right after one of these')

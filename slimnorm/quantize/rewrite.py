@@ -59,11 +59,20 @@ def _scale_weights(weights, scale, op_type):
     return weights * scale
 
 
-def _variable(graph, name):
-    for variable in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
-        if variable.op.name == name:
-            return variable
-    raise patterns.UnfoldableLayerError(f'cannot quantize: variable {name} not found')
+def _moving_variables(graph, layer):
+    """(moving_mean, moving_variance) variables of the layer's batch norm, from its updates."""
+    names = {}
+    for name in layer.batch_norm.moving_updates:
+        for kind in ('moving_mean', 'moving_variance'):
+            if name.endswith('/' + kind):
+                names[kind] = name
+    if len(names) != 2:
+        patterns.refuse(layer.scope, f'its batch norm {layer.batch_norm.scope} has no '
+                        'moving-average updates v -= (v - value) * (1 - decay) of moving_mean '
+                        'and moving_variance; accepted: batch norm without '
+                        'zero_debias_moving_mean')
+    found = {v.op.name: v for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)}
+    return [(names[kind], found[names[kind]]) for kind in ('moving_mean', 'moving_variance')]
 
 
 class _Settings:
@@ -93,16 +102,10 @@ def _quantize_weights(layer, weights, settings, shared):
         quant_delay=settings.quant_delay, num_bits=settings.weight_bits)
 
 
-def _freeze_updates(layer, settings):
+def _freeze_updates(graph, layer, settings):
     """Zeroes the moving-average steps of the layer's batch norm once frozen."""
     bn = layer.batch_norm
-    wanted = [bn.scope + '/moving_mean', bn.scope + '/moving_variance']
-    missing = [name for name in wanted if name not in bn.moving_updates]
-    if missing:
-        patterns._refuse(layer.scope, f'freeze_bn_delay needs the moving-average updates '  # noqa: SLF001
-                         f'of {", ".join(missing)} as v -= (v - value) * (1 - decay); '
-                         'accepted: batch norm without zero_debias_moving_mean')
-    for name in wanted:
+    for name, _ in _moving_variables(graph, layer):
         assign = bn.moving_updates[name]
         delta = assign.inputs[1]
         with tf1.name_scope(bn.scope + '/freeze/'):
@@ -121,15 +124,15 @@ def _fold(graph, layer, settings, shared):
         data_format = 'NHWC'
     gamma, beta = bn.fused.inputs[1], bn.fused.inputs[2]
     if settings.is_training:
-        moving_mean = tf.convert_to_tensor(_variable(graph, bn.scope + '/moving_mean'))
-        moving_variance = tf.convert_to_tensor(_variable(graph, bn.scope + '/moving_variance'))
+        moving_mean, moving_variance = (tf.convert_to_tensor(variable)
+                                        for _, variable in _moving_variables(graph, layer))
     else:
         moving_mean, moving_variance = bn.fused.inputs[3], bn.fused.inputs[4]
-    with tf1.name_scope(layer.scope + '/BatchNorm_Fold/'):
+    with tf1.name_scope(bn.scope + '_Fold/'):
         sigma = tf.sqrt(moving_variance + bn.epsilon, name='moving_std')
         folded = _scale_weights(conv.inputs[1], gamma / sigma, conv.type)
     weights = _quantize_weights(layer, folded, settings, shared)
-    with tf1.name_scope(layer.scope + '/BatchNorm_Fold/'):
+    with tf1.name_scope(bn.scope + '_Fold/'):
         z = _clone_weighted(conv, conv.inputs[0], weights, name='folded_' + conv.type)
         moving_bias = beta - gamma * moving_mean / sigma
         if not settings.is_training:
@@ -191,7 +194,7 @@ def _rewrite_layer(graph, layer, settings, shared):
     if bn is not None:
         bn_consumers = list(bn.output.consumers())
         if settings.frozen is not None:
-            _freeze_updates(layer, settings)
+            _freeze_updates(graph, layer, settings)
         folded = _fold(graph, layer, settings, shared)
         _reroute(bn.output, folded, bn_consumers)
         if out.name == bn.output.name:
