@@ -7,9 +7,12 @@
   wide range) reads the updated values. Before `quant_delay` the activation
   passes through unquantized while the ranges keep moving. Eval graphs read
   the variables only.
-* Weights (`<layer>/weights_quant/min`, `/max`, one value per output
-  channel): symmetric, the last value of max |w| per output channel
-  (`fake_quant_with_min_max_vars_per_channel`, narrow range: int8 -127..127).
+* Weights (`<layer>/weights_quant/min`, `/max`): symmetric, the last value
+  of max |w|, narrow range (int8 -127..127); one value per output channel
+  for convolutions and depthwise convolutions
+  (`fake_quant_with_min_max_vars_per_channel`), one per tensor for fully
+  connected layers (TFLite's fully connected kernel transposes the weights
+  and its converter refuses a per-channel axis there).
   Eval graphs compute the same range from the (frozen) weights and create no
   variables.
 
@@ -66,29 +69,43 @@ def activation_quantize(inputs, scope, *, is_training, step=None, quant_delay=0,
         return _delayed(quantized, inputs, step if is_training else None, quant_delay)
 
 
-def _per_channel_2d(weights, op_type):
-    """[rows, output channels] view of a weight tensor; depthwise: in * multiplier."""
+def _per_channel_view(weights, op_type):
+    """The weights with output channels last, as the per-channel fake-quant op takes them.
+
+    Conv2D [kh, kw, in, out] and MatMul [in, out] already are; depthwise
+    [kh, kw, in, multiplier] becomes [kh, kw, 1, in * multiplier] (output
+    channel c = i * multiplier + m), a view TFLite's converter accepts.
+    """
     if op_type == 'DepthwiseConv2dNative':
-        kh, kw, cin, mult = weights.shape
-        return tf.reshape(weights, [kh * kw, cin * mult])
-    return tf.reshape(weights, [-1, weights.shape[-1]])
+        kh, kw, cin, mult = weights.shape.as_list()
+        return tf.reshape(weights, [kh, kw, 1, cin * mult])
+    return weights
 
 
 def weight_quantize(weights, scope, op_type, *, is_training, step=None, quant_delay=0,
                     num_bits=8):
-    """Symmetric per-output-channel fake quantization of ``weights``."""
+    """Symmetric fake quantization of ``weights``: per output channel for
+    convolutions, per tensor for fully connected layers (MatMul)."""
+    per_channel = op_type != 'MatMul'
     with tf1.variable_scope(scope):
-        channels = _per_channel_2d(weights, op_type).shape[-1]
+        shape = []
+        if per_channel:
+            shape = [weights.shape[-1] * (weights.shape[-2] if op_type ==
+                                          'DepthwiseConv2dNative' else 1)]
         if is_training:  # first: op names are unique case-insensitively ('Max' takes 'max')
-            min_var = _range_variable('min', [channels], INIT_MIN)
-            max_var = _range_variable('max', [channels], INIT_MAX)
-        flat = _per_channel_2d(weights, op_type)
-        high = tf.maximum(tf.reduce_max(tf.abs(flat), axis=0), MIN_WEIGHT_RANGE)
+            min_var = _range_variable('min', shape, INIT_MIN)
+            max_var = _range_variable('max', shape, INIT_MAX)
+        view = _per_channel_view(weights, op_type)
+        rows = list(range(view.shape.rank - 1)) if per_channel else None
+        high = tf.maximum(tf.reduce_max(tf.abs(view), axis=rows), MIN_WEIGHT_RANGE)
         low = -high
         if is_training:
             low = tf.convert_to_tensor(min_var.assign(low))
             high = tf.convert_to_tensor(max_var.assign(high))
-        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            flat, low, high, num_bits=num_bits, narrow_range=True, name='FakeQuant')
-        quantized = tf.reshape(quantized, weights.shape.as_list())
+        fake_quant = (tf.quantization.fake_quant_with_min_max_vars_per_channel if per_channel
+                      else tf.quantization.fake_quant_with_min_max_vars)
+        quantized = fake_quant(view, low, high, num_bits=num_bits, narrow_range=True,
+                               name='FakeQuant')
+        if view is not weights:
+            quantized = tf.reshape(quantized, weights.shape.as_list())
         return _delayed(quantized, weights, step if is_training else None, quant_delay)
