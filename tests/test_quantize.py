@@ -141,9 +141,12 @@ def test_ranges_move_and_statistics_freeze_after_the_delays(data_format):
             np.testing.assert_array_equal(states[index][name], states[index + 1][name])
     # The activation ranges move at every step, before and after quant_delay.
     for index in range(6):
-        for name in ('conv1/act_quant/min', 'logits/act_quant/max'):
+        for name in ('conv1/act_quant/max', 'logits/act_quant/min', 'logits/act_quant/max'):
             assert states[index][name] != states[index + 1][name], (index, name)
-    assert states[1]['conv1/act_quant/max'] < 6.0
+    # The first step set them to its batch's range (ReLU outputs: min 0).
+    assert all(state['conv1/act_quant/min'] == 0.0 for state in states[1:])
+    assert 0.0 < states[1]['conv1/act_quant/max'] < 6.0
+    assert -6.0 < states[1]['logits/act_quant/min'] < 0.0
     # The weight ranges: max |w * gamma / sigma| per output channel of the
     # last step's weights (read before its update).
     last = states[5]

@@ -21,8 +21,7 @@ STEPS, DELAY = 200, 100
 def qat_dir(tmp_path_factory):
     train_dir = str(tmp_path_factory.mktemp('qat') / 'train')
     done = run_script('train.py', '--dataset_name', 'digits', '--train_dir', train_dir,
-                      '--max_number_of_steps', STEPS, '--quantize_delay', DELAY,
-                      '--log_every_steps', 100)
+                      '--max_number_of_steps', STEPS, '--quantize_delay', DELAY)
     assert done.returncode == 0, done.stderr[-2000:]
     return train_dir
 

@@ -29,6 +29,26 @@ __all__ = ['create_training_graph', 'create_eval_graph',
            'UnfoldableLayerError', 'rewritten_output']
 
 
+QUANTIZABLE_NORMALIZERS = ('batch', 'none')
+
+
+def check_train_config(config):
+    """The quantize_delay of a TrainConfig: -1 (off) or a step, with what it supports."""
+    checks.integer(config.quantize_delay, 'quantize_delay', minimum=-1)
+    if not config.quantized:
+        return
+    if config.normalizer not in QUANTIZABLE_NORMALIZERS:
+        raise ValueError(f'quantize_delay={config.quantize_delay} with normalizer='
+                         f'{config.normalizer!r}; accepted: normalizer batch (folded into the '
+                         'weights) or none')
+    for name, default in (('num_clones', 1), ('sync_batch_norm', False),
+                          ('freeze_batch_norm', False), ('job_name', '')):
+        if getattr(config, name) != default:
+            raise ValueError(f'quantize_delay={config.quantize_delay} with {name}='
+                             f'{getattr(config, name)!r}; accepted: {name}={default!r} '
+                             '(quantization-aware training rewrites one tower in one process)')
+
+
 def __getattr__(name):
     if name == 'UnfoldableLayerError':
         from slimnorm.quantize.patterns import UnfoldableLayerError

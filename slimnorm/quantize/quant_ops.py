@@ -1,8 +1,9 @@
 """Fake quantization of weights and activations, with contrib.quantize's names.
 
 * Activations (`<layer>/act_quant/min`, `/max`): scalar variables, -6 and 6
-  at first, moved each training step toward the batch's min and max by an
-  exponential moving average (`v -= (v - batch) * (1 - ema_decay)`); the
+  at first, set to the first training batch's min and max, then moved each
+  training step toward the batch's by an exponential moving average
+  (`v -= (v - batch) * (1 - ema_decay)`); the
   fake-quant op (`tf.quantization.fake_quant_with_min_max_vars`, 8 bits,
   wide range) reads the updated values. Before `quant_delay` the activation
   passes through unquantized while the ranges keep moving. Eval graphs read
@@ -37,8 +38,10 @@ def _range_variable(name, shape, value):
         collections=[tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES])
 
 
-def _ema_update(variable, value, decay):
-    delta = (tf.convert_to_tensor(variable) - value) * (1.0 - decay)
+def _ema_update(variable, value, decay, first):
+    """v -= (v - value) * (1 - decay); v = value outright on the first update."""
+    current = tf.convert_to_tensor(variable)
+    delta = tf.where(first, current - value, (current - value) * (1.0 - decay))
     return tf.convert_to_tensor(variable.assign_sub(delta))
 
 
@@ -57,8 +60,16 @@ def activation_quantize(inputs, scope, *, is_training, step=None, quant_delay=0,
         min_var = _range_variable('min', [], INIT_MIN)
         max_var = _range_variable('max', [], INIT_MAX)
         if is_training:
-            low = _ema_update(min_var, tf.reduce_min(inputs, name='BatchMin'), ema_decay)
-            high = _ema_update(max_var, tf.reduce_max(inputs, name='BatchMax'), ema_decay)
+            # Ranges still at their initial (-6, 6) take the first batch's
+            # range: an average from +-6 at decay 0.999 takes thousands of
+            # steps to reach activations of size 0.1.
+            first = tf.logical_and(tf.equal(tf.convert_to_tensor(min_var), INIT_MIN),
+                                   tf.equal(tf.convert_to_tensor(max_var), INIT_MAX))
+            batch_min = tf.reduce_min(inputs, name='BatchMin')
+            batch_max = tf.reduce_max(inputs, name='BatchMax')
+            with tf.control_dependencies([first]):
+                low = _ema_update(min_var, batch_min, ema_decay, first)
+                high = _ema_update(max_var, batch_max, ema_decay, first)
         else:
             low, high = tf.convert_to_tensor(min_var), tf.convert_to_tensor(max_var)
         if symmetric:

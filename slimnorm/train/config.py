@@ -244,7 +244,8 @@ class TrainConfig(ModelConfig):
         self._check_fine_tuning()
         check_scale_out(self)
         self._check_sync_batch_norm()
-        check_quantize(self)
+        from slimnorm import quantize  # TensorFlow-free until a graph is rewritten
+        quantize.check_train_config(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -335,26 +336,6 @@ class TrainConfig(ModelConfig):
             leader=replicas.DEFAULT_LEADER if self.job_name else None)
 
 
-QUANTIZABLE_NORMALIZERS = ('batch', 'none')
-
-
-def check_quantize(config):
-    """The quantize_delay of a TrainConfig: -1 (off) or a step, with what it supports."""
-    checks.integer(config.quantize_delay, 'quantize_delay', minimum=-1)
-    if not config.quantized:
-        return
-    if config.normalizer not in QUANTIZABLE_NORMALIZERS:
-        raise ValueError(f'quantize_delay={config.quantize_delay} with normalizer='
-                         f'{config.normalizer!r}; accepted: normalizer batch (folded into the '
-                         'weights) or none')
-    for name, default in (('num_clones', 1), ('sync_batch_norm', False),
-                          ('freeze_batch_norm', False), ('job_name', '')):
-        if getattr(config, name) != default:
-            raise ValueError(f'quantize_delay={config.quantize_delay} with {name}='
-                             f'{getattr(config, name)!r}; accepted: {name}={default!r} '
-                             '(quantization-aware training rewrites one tower in one process)')
-
-
 def _check_scopes(scopes, name):
     if isinstance(scopes, str) or not all(isinstance(s, str) and s.strip() for s in scopes):
         raise TypeError(f'{name} must be a list of scope names, got {scopes!r}.')
@@ -408,6 +389,7 @@ class EvalConfig(ModelConfig):
         super().check()
         checks.integer(self.batch_size, 'batch_size', minimum=1)
         checks.boolean(self.quantize, 'quantize')
+        from slimnorm.quantize import QUANTIZABLE_NORMALIZERS
         if self.quantize and (self.batch_stats or self.normalizer not in
                               QUANTIZABLE_NORMALIZERS):
             raise ValueError(f'quantize=True with batch_stats={self.batch_stats!r}, normalizer='
