@@ -56,6 +56,13 @@ def test_train_quantize_delay_then_eval_quantize_on_digits(qat_dir):
     assert abs(explicit['top1'] - float_eval['top1']) <= 0.02, (explicit, float_eval)
 
 
+def test_a_qat_run_cannot_be_resumed_in_float(qat_dir):
+    done = run_script('train.py', '--dataset_name', 'digits', '--train_dir', qat_dir,
+                      '--max_number_of_steps', STEPS + 10)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert 'quantize_delay=-1 (was 100)' in done.stderr
+
+
 def test_export_quantize_writes_the_frozen_fake_quant_graph(qat_dir, tmp_path):
     output = str(tmp_path / 'digits_int8_ready.pb')
     done = run_script('export_inference_graph.py', '--model_name', 'small_convnet',
