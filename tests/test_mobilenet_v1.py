@@ -7,6 +7,7 @@ import tf_slim as slim
 
 from nets import mobilenet_v1, nets_factory
 from slimnorm import quantize
+from tests.export_helpers import nchw_runs_on_cpu
 
 tf1 = tf.compat.v1
 
@@ -117,3 +118,27 @@ def test_factory_builds_it_trains_it_and_quantizes_it():
             ranges = {v.op.name: v for v in tf1.global_variables()}
             assert sess.run(ranges['MobilenetV1/Conv2d_0/act_quant/max']) < 6.0
             assert 'MobilenetV1/Conv2d_1_depthwise/weights_quant/max' in ranges
+
+
+@pytest.mark.skipif(not nchw_runs_on_cpu(), reason='no NCHW convolution on this CPU build')
+def test_nchw_computes_what_nhwc_does():
+    images = np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    outputs, values = [], None
+    for data_format in ('NHWC', 'NCHW'):
+        with tf.Graph().as_default():
+            tf1.set_random_seed(0)
+            network_fn = nets_factory.get_network_fn('mobilenet_v1', 5, depth_multiplier=0.25,
+                                                     data_format=data_format)
+            inputs = tf.constant(images if data_format == 'NHWC'
+                                 else images.transpose(0, 3, 1, 2))
+            logits, _ = network_fn(inputs)
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                if values is None:
+                    values = {v.op.name: sess.run(v) for v in tf1.global_variables()}
+                else:
+                    assert sorted(values) == sorted(v.op.name for v in tf1.global_variables())
+                    for variable in tf1.global_variables():
+                        variable.load(values[variable.op.name], sess)
+                outputs.append(sess.run(logits))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)

@@ -161,20 +161,21 @@ def test_ranges_move_and_statistics_freeze_after_the_delays(data_format):
     assert len(np.unique(history[4][1])) < history[4][1].size
 
 
-def test_training_after_both_delays_is_the_eval_graph():
+@pytest.mark.parametrize('data_format', LAYOUTS)
+def test_training_after_both_delays_is_the_eval_graph(data_format):
     """Past both delays, a training step's forward pass is create_eval_graph's."""
-    graph, sess, history = _run_steps('NHWC', 4, quant_delay=1, freeze_bn_delay=1)
+    graph, sess, history = _run_steps(data_format, 4, quant_delay=1, freeze_bn_delay=1)
     values = _values(graph, sess)
     # The last step read the ranges after its own update, which `values` hold;
     # its weights were those before the step.
     weights = {name: value for name, value in history[3][0].items()
                if not name.endswith(('act_quant/min', 'act_quant/max'))}
-    eval_graph, eval_sess, images, logits = _build('NHWC', True, is_training=False,
+    eval_graph, eval_sess, images, logits = _build(data_format, True, is_training=False,
                                                    values=dict(values, **weights))
     names = {v.op.name for v in eval_graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)}
     assert {'conv1/act_quant/min', 'dw2/act_quant/max', 'logits/act_quant/min'} <= names
     assert not any('weights_quant' in name for name in names)
-    out = eval_sess.run(logits, {images: _images('NHWC', seed=3)})
+    out = eval_sess.run(logits, {images: _images(data_format, seed=3)})
     np.testing.assert_allclose(out, history[3][1], rtol=1e-5, atol=1e-5)
 
 
