@@ -10,7 +10,7 @@ and the code behind it cannot drift apart.
 # Networks of `nets.nets_factory`: network `name` is the function `name` of
 # module `nets.<name>`, with its arg scope `<name>_arg_scope` (research/slim's
 # naming).
-MODELS = ('inception_v2', 'small_convnet')
+MODELS = ('inception_v2', 'mobilenet_v1', 'small_convnet')
 
 # The `normalizer=` switch of every network (`nets.normalizers`). None means no
 # normalizer; NORMALIZER_ALIASES maps the command line's spelling of it.
@@ -33,7 +33,8 @@ INPUT_DATASETS = DATASETS + (TFRECORD,)
 # Inception preprocessing for the ImageNet networks; the light one for the
 # small network, whose images are too small to crop).
 PREPROCESSINGS = ('inception', 'light')
-DEFAULT_PREPROCESSING = {'inception_v2': 'inception', 'small_convnet': 'light'}
+DEFAULT_PREPROCESSING = {'inception_v2': 'inception', 'mobilenet_v1': 'inception',
+                         'small_convnet': 'light'}
 assert set(DEFAULT_PREPROCESSING) == set(MODELS)
 
 # Options of the training loop (`slimnorm.train.optimization`): research/slim's

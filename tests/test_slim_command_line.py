@@ -112,6 +112,7 @@ EVAL_DIFFERENCES = {
     'labels_offset': None,
     'eval_dir': None,               # no summaries unless asked (--watch: <run>/eval)
     'dataset_split_name': None,     # test; validation for TFRecords
+    'quantize': None,               # the run's: on for a --quantize_delay run
 }
 
 
@@ -195,7 +196,8 @@ def test_help_shows_the_defaults(main, words, capsys):
 
 
 @pytest.mark.parametrize('argv, words', [
-    (['--quantize_delay', '10'], ['quantize_delay=10', 'quantization is not available']),
+    (['--quantize_delay', '10', '--normalizer', 'group'],
+     ['quantize_delay=10', 'normalizer']),
     (['--worker_replicas', '2'], ['worker_replicas=2', 'accepted: 1 without a cluster']),
     (['--num_ps_tasks', '1'], ['num_ps_tasks=1', 'accepted: 0 without a cluster']),
     (['--master', 'grpc://h:1'], ["master='grpc://h:1'", "accepted: ''"]),
@@ -229,7 +231,7 @@ def test_the_master_of_a_cluster_task_may_be_its_own_server():
 
 
 @pytest.mark.parametrize('argv, words', [
-    (['--quantize'], ['quantize=True', 'quantization is not available']),
+    (['--quantize', '--batch_stats'], ['quantize=True', 'batch_stats']),
     (['--master', 'grpc://h:1'], ["master='grpc://h:1'", 'this process']),
 ])
 def test_bad_slim_eval_flags_give_one_line(argv, words, tmp_path, capsys):

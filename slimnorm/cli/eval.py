@@ -41,8 +41,11 @@ def build_parser(prog='slimnorm eval'):
         help='write the metrics as TensorBoard summaries here (default None: nowhere; '
         'with --watch: <checkpoint directory>/eval)')
     add('--master', default='', help='the TensorFlow master: only \'\' (this process)')
-    common.add_bool_flag(parser, 'quantize', 'evaluate the quantized graph of a '
-                         '--quantize_delay run')
+    common.add_bool_flag(parser, 'quantize', 'evaluate the quantized graph '
+                         '(slimnorm.quantize.create_eval_graph: batch norm folded, 8-bit fake '
+                         'quantization); default None: on for a run trained with '
+                         '--quantize_delay >= 0 (its run_config.json), off otherwise',
+                         default=None)
     common.add_bool_flag(parser, 'use_grayscale', 'convert TFRecord images to grayscale '
                          'after preprocessing (also when the run\'s run_config.json says so)')
     add('--dataset_split_name', '--split', dest='split', default=None,
@@ -73,6 +76,14 @@ def _report(metrics, config, run):
     print(json.dumps(metrics, sort_keys=True), flush=True)
 
 
+def _quantize(flag, saved):
+    """--quantize, or (not given) whether the run was trained quantization-aware."""
+    if flag is not None:
+        return flag
+    delay = saved.get('quantize_delay')
+    return delay is not None and delay >= 0
+
+
 def run(args):
     """Evaluates with the parsed flags; returns the exit code."""
     path = args.checkpoint_path
@@ -101,7 +112,7 @@ def run(args):
         **fields, batch_size=args.batch_size, split=split,
         moving_average_decay=args.moving_average_decay,
         checkpoint_exclude_scopes=scopes, batch_stats=args.batch_stats,
-        max_num_batches=args.max_num_batches, master=args.master, quantize=args.quantize,
+        max_num_batches=args.max_num_batches, master=args.master, quantize=_quantize(args.quantize, saved),
         use_grayscale=args.use_grayscale or saved.get('use_grayscale', False)).check()
     from slimnorm.train import evaluation  # TensorFlow from here on
     if not args.watch:

@@ -53,7 +53,8 @@ def add_optimization_arguments(parser, defaults):
     for name, text in OPTIMIZER_FLAG_HELP.items():
         add(f'--{name}', type=float, default=getattr(defaults, name), help=text)
     add('--quantize_delay', type=int, default=defaults.quantize_delay,
-        help='step from which quantized training starts (-1: off)')
+        help='quantization-aware training (slimnorm.quantize): -1 off; N >= 0: batch norm '
+        'folded into the weights, 8-bit fake quantization from global step N on')
     add('--learning_rate', type=float, default=defaults.learning_rate,
         help='initial learning rate')
     schedules = LR_SCHEDULES + tuple(LR_SCHEDULE_ALIASES)

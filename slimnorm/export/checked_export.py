@@ -111,7 +111,8 @@ def verification_images(network, graph, batch_size=None):
     return verify.random_images(shape, count), f'{count} random images'
 
 
-def _run_graph_def(path, images):
+def run_graph_def_file(path, images):
+    """The logits of the frozen GraphDef file at ``path`` on ``images``."""
     from slimnorm.export import freeze
     return freeze.run_graph_def(freeze.read_graph_def(path), images)[0]
 
@@ -147,7 +148,7 @@ def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_mod
     error = 0.0
     if output_file:
         error = verify.write_verified(
-            output_file, lambda path: freeze.write_graph_def(graph_def, path), _run_graph_def,
+            output_file, lambda path: freeze.write_graph_def(graph_def, path), run_graph_def_file,
             images, reference)
     if saved_model_dir:
         def run_saved_model(path, batch):

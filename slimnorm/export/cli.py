@@ -103,6 +103,10 @@ def export_parser(prog='slimnorm export'):
     add('--fold_batch_norms', action='store_true',
         help='fold eval-mode batch norm into the layer before it (needs '
              '--checkpoint_path)')
+    add('--quantize', action='store_true',
+        help='the quantized graph (slimnorm.quantize.create_eval_graph: batch norm folded, '
+             'FakeQuant ops with the ranges of a --quantize_delay checkpoint), for int8 '
+             'converters')
     add('--saved_model_dir', default=None,
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
@@ -120,6 +124,12 @@ def _check_export_args(parser, args):
         if getattr(args, flag) and not args.checkpoint_path:
             parser.error('--%s needs --checkpoint_path: only a frozen graph '
                          'can be folded or served' % flag)
+    clash = [flag for flag in ('fold_batch_norms', 'is_training', 'saved_model_dir')
+             if args.quantize and getattr(args, flag)]
+    if clash:
+        parser.error('--quantize with --%s: the quantized export is one frozen inference '
+                     'graph with batch norm folded already; accepted: --quantize without it'
+                     % clash[0])
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
@@ -147,6 +157,8 @@ def export_main(argv=None, prog='slimnorm export'):
 
     from slimnorm.export import checked_export, fold, verify
     from slimnorm.train import saved_run
+    if args.quantize:
+        return _export_quantized(parser, args, network)
     try:
         graph = checked_export.build_graph(network, args.batch_size, args.is_training)
         checkpoint = args.checkpoint_path and checkpoints.resolve(args.checkpoint_path)
@@ -197,6 +209,56 @@ def export_main(argv=None, prog='slimnorm export'):
                                               checked % error))
     if args.saved_model_dir:
         print('Wrote SavedModel %s' % args.saved_model_dir)
+    return 0
+
+
+def _export_quantized(parser, args, network):
+    """export --quantize: the fake-quant inference graph (frozen with --checkpoint_path).
+
+    Frozen, it is checked by `slimnorm.quantize.freeze` against the restored
+    graph, then written through `slimnorm.export.verify` (or converted by
+    --output_format tflite/onnx, which check themselves).
+    """
+    import tensorflow as tf
+
+    from slimnorm.export import checked_export, freeze, verify
+    from slimnorm.quantize import freeze as quantized
+    build_kwargs = dict(image_size=network.image_size, batch_size=args.batch_size,
+                        num_channels=network.num_channels, normalizer=network.normalizer_arg,
+                        data_format=network.data_format, **network.model_kwargs)
+    try:
+        if not args.checkpoint_path:
+            graph, _ = quantized.quantized_inference_graph(network.model_name,
+                                                           network.num_classes, **build_kwargs)
+            images, _ = checked_export.verification_images(network, graph, args.batch_size)
+            _, error = checked_export.write_unfrozen(graph, args.output_file, images)
+            print('Wrote %s (quantized, not frozen: no --checkpoint_path; checked: max '
+                  'relative error %.2g)' % (args.output_file, error))
+            return 0
+        graph_def = quantized.freeze_quantized_graph(args.checkpoint_path, network.model_name,
+                                                     network.num_classes, **build_kwargs)
+    except ValueError as err:
+        parser.error(str(err))
+    except tf.errors.OpError as err:
+        print('export_inference_graph: cannot restore %s into %s: %s'
+              % (args.checkpoint_path, network.model_name, err.message.splitlines()[0]),
+              file=sys.stderr)
+        return 1
+    input_node = next(node for node in graph_def.node if node.name == freeze.INPUT_NAME)
+    input_shape = [d.size if d.size > 0 else None
+                   for d in input_node.attr['shape'].shape.dim]
+    if args.output_format in ('tflite', 'onnx'):
+        return deploy_cli.write(parser, args, graph_def, input_shape)
+    images = verify.random_images(tuple(input_shape[1:]), args.batch_size or 8)
+    reference = freeze.run_graph_def(graph_def, images)[0]
+    try:
+        verify.write_verified(args.output_file, lambda path: freeze.write_graph_def(
+            graph_def, path), checked_export.run_graph_def_file, images, reference)
+    except verify.ExportMismatchError as err:
+        print('export_inference_graph: %s' % err, file=sys.stderr)
+        return 1
+    print('Wrote %s (frozen, quantized: %d FakeQuant ops, %d nodes)'
+          % (args.output_file, quantized.count_fake_quant_ops(graph_def), len(graph_def.node)))
     return 0
 
 

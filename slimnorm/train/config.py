@@ -27,7 +27,7 @@ from slimnorm.choices import (
     TFRECORD,
     normalizer_names,
 )
-from slimnorm.train.hyperparameters import Hyperparameters, check_quantize
+from slimnorm.train.hyperparameters import Hyperparameters
 
 RUN_CONFIG_FILE = 'run_config.json'
 # The fields that decide which variables a checkpoint holds: a train_dir
@@ -229,6 +229,14 @@ class TrainConfig(ModelConfig, Hyperparameters):
     # sync_replicas=True through normalizer_params); evaluation is unchanged.
     # In a cluster: workers only, gradients all-reduced (train.collective).
     sync_batch_norm: bool = False
+    # quantize_delay (Hyperparameters, research/slim's --quantize_delay): -1
+    # trains in float; 0 or more rewrites the graph with
+    # slimnorm.quantize.create_training_graph(quant_delay=...). Written to
+    # run_config.json, so evaluation and export know the run was quantization-aware.
+
+    @property
+    def quantized(self):
+        return self.quantize_delay >= 0
 
     def session_config(self):
         session = super().session_config()
@@ -241,6 +249,8 @@ class TrainConfig(ModelConfig, Hyperparameters):
         from slimnorm.train import cluster
         cluster.check_scale_out(self)
         self._check_sync_batch_norm()
+        from slimnorm import quantize  # TensorFlow-free until a graph is rewritten
+        quantize.check_train_config(self)
         if not self.train_dir:
             raise ValueError(f'train_dir={self.train_dir!r}; accepted: the directory '
                              'for checkpoints')
@@ -370,7 +380,8 @@ class EvalConfig(ModelConfig):
     batch_stats: bool = False
     # slim's max_num_batches: evaluate at most this many batches (None: all).
     max_num_batches: int = None
-    # slim's quantize: evaluate the quantized graph (see check_quantize).
+    # research/slim's eval --quantize: the graph rewritten by
+    # slimnorm.quantize.create_eval_graph (a quantization-aware checkpoint).
     quantize: bool = False
     # slim's master: evaluation runs in this process only.
     master: str = ''
@@ -380,7 +391,12 @@ class EvalConfig(ModelConfig):
         checks.integer(self.batch_size, 'batch_size', minimum=1)
         checks.optional_integer(self.max_num_batches, 'max_num_batches', minimum=1)
         checks.boolean(self.quantize, 'quantize')
-        check_quantize('quantize', self.quantize, False)
+        from slimnorm.quantize import QUANTIZABLE_NORMALIZERS
+        if self.quantize and (self.batch_stats or self.normalizer not in
+                              QUANTIZABLE_NORMALIZERS):
+            raise ValueError(f'quantize=True with batch_stats={self.batch_stats!r}, normalizer='
+                             f'{self.normalizer!r}; accepted: normalizer batch or none, '
+                             'no --batch_stats')
         if self.master != '':
             raise ValueError(f'master={self.master!r}; accepted: \'\' (evaluation runs in '
                              'this process)')

@@ -50,6 +50,10 @@ class Evaluator:
         self.data = data = inputs.eval_inputs(config, self._data)
         self.logits, self.end_points = config.build_logits(
             data.images, data.num_classes, is_training=config.batch_stats)
+        if config.quantize:
+            from slimnorm import quantize
+            layers = quantize.create_eval_graph()
+            self.logits = quantize.rewritten_output(layers, self.logits)
         logits, labels = self.logits, data.labels
         self.global_step = tf1.train.get_or_create_global_step()
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
@@ -76,6 +80,8 @@ class Evaluator:
             hint = ('; it was not trained with --moving_average_decay'
                     if self.config.moving_average_decay and any(
                         n.endswith('/ExponentialMovingAverage') for n in missing) else
+                    '; it was not trained with --quantize_delay (quantization-aware)'
+                    if self.config.quantize and any('/act_quant/' in n for n in missing) else
                     '; check --model/--normalizer/--model_kwargs, or leave scopes out '
                     'with --checkpoint_exclude_scopes')
             raise ValueError(f'checkpoint {checkpoint!r} lacks {len(missing)} variables: '
@@ -115,6 +121,8 @@ class Evaluator:
                    'loss': totals['loss'] / n}
         if self.top_k < self.data.num_classes:
             metrics['top5'] = totals['top5'] / n
+        if self.config.quantize:
+            metrics['quantized'] = True
         return metrics
 
 

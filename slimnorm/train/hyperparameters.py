@@ -48,7 +48,7 @@ class Hyperparameters:
     clip_gradient_norm: float = 0.0
     # ExponentialMovingAverage of the model variables (None: off).
     moving_average_decay: float = None
-    # slim's quantized training from this step (-1: off); see check_quantize.
+    # slim's quantized training from this step (-1: off; slimnorm.quantize).
     quantize_delay: int = -1
 
     def check_hyperparameters(self):
@@ -81,17 +81,3 @@ class Hyperparameters:
                              'in [0, 1)')
         checks.optional_fraction(self.moving_average_decay, 'moving_average_decay')
         checks.integer(self.quantize_delay, 'quantize_delay', minimum=-1)
-        check_quantize('quantize_delay', self.quantize_delay, -1)
-
-
-# Whether --quantize_delay/--quantize act in this build: the quantization
-# feature (slimnorm.quantize) sets this when it wires them into training and
-# evaluation; until then a non-default value is refused, never ignored.
-QUANTIZATION_WIRED = False
-
-
-def check_quantize(name, value, off):
-    """Refuses a quantization flag set to ``value`` (not ``off``) while it is not wired."""
-    if value != off and not QUANTIZATION_WIRED:
-        raise ValueError(f'{name}={value!r}: quantization is not available in this build; '
-                         f'accepted: {off!r}')

@@ -104,6 +104,11 @@ def build_train_graph(config, images, labels, num_classes, worker_device='',
                                                          config.label_smoothing)
         # Cross-entropy plus every regularization loss (the weight decay).
         total_loss = tf1.losses.get_total_loss(add_regularization_losses=True)
+    if getattr(config, 'quantize_delay', -1) >= 0:
+        # As research/slim: after the loss, before the moving averages and the
+        # optimizer (slimnorm.quantize folds batch norm, adds fake quantization).
+        from slimnorm import quantize
+        quantize.create_training_graph(quant_delay=config.quantize_delay)
     accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
     global_step = tf1.train.get_or_create_global_step()
     learning_rate = optimization.learning_rate(config, global_step, examples_per_epoch,
@@ -180,6 +185,9 @@ def _check_resumable(config):
         return
     different = {name: (saved.get(name), value)
                  for name, value in config.graph_fields().items() if saved.get(name) != value}
+    if (saved.get('quantize_delay', -1) >= 0) != config.quantized:
+        # Quantization-aware runs hold the range variables; the delay may change.
+        different['quantize_delay'] = (saved.get('quantize_delay', -1), config.quantize_delay)
     if different:
         listed = ', '.join(f'{name}={new!r} (was {old!r})'
                            for name, (old, new) in sorted(different.items()))
