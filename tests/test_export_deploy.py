@@ -262,7 +262,7 @@ def test_unknown_representative_split_is_one_line(run, tmp_path, capsys):
                                '--representative_dataset', 'bogus'))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["export_inference_graph: error: --representative_dataset bogus: "
+    assert err == ["slimnorm export: error: --representative_dataset bogus: "
                    "split='bogus' is not a split; use 'train' or 'test' (see --help)"]
     assert os.listdir(tmp_path) == []
 

@@ -47,11 +47,15 @@ def python_blocks():
 def workdir(tmp_path_factory):
     """A scratch directory with this checkout's tests/ and a `slimnorm` on PATH."""
     work = tmp_path_factory.mktemp('readme')
-    os.symlink(os.path.join(ROOT, 'tests'), work / 'tests')
-    shim = work / 'bin' / 'slimnorm'
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m slimnorm "$@"\n')
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    for folder in ('tests', 'scripts'):
+        os.symlink(os.path.join(ROOT, folder), work / folder)
+    (work / 'bin').mkdir()
+    # `slimnorm` and `python` as the activated .venv gives them.
+    for name, command in (('slimnorm', f'{sys.executable} -m slimnorm'),
+                          ('python', sys.executable)):
+        shim = work / 'bin' / name
+        shim.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1',
                PATH=os.pathsep.join([str(shim.parent), os.environ['PATH']]),
                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
@@ -69,7 +73,8 @@ def test_every_command_is_run_here_or_exercised_elsewhere():
     commands = bash_commands()
     assert len(commands) >= 10
     for command in commands:
-        assert command.startswith('slimnorm ') or command in ELSEWHERE, command
+        assert command.startswith(('slimnorm ', 'python scripts/')) or command in ELSEWHERE, (
+            command)
 
 
 RUN = [c for c in bash_commands() if c not in ELSEWHERE]
@@ -82,14 +87,18 @@ def test_command_runs(command, workdir):
                             text=True, timeout=600)
     assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-3000:])
     words = command.split()
-    if words[:2] == ['slimnorm', 'eval']:  # the README says: top-1 about 0.98
+    if words[:2] == ['slimnorm', 'eval'] or 'eval_image_classifier.py' in command:
         metrics = json.loads(result.stdout.strip().splitlines()[-1])
         assert metrics['top1'] >= 0.95 and metrics['split'] == 'test', metrics
+        if 'runs/qat' in command:
+            assert metrics['quantized'] is True, metrics
     if words[:2] == ['slimnorm', 'legacy']:
         assert json.loads(result.stdout.strip().splitlines()[-1])['accuracy'] >= 0.9
     if words[:2] == ['slimnorm', 'export']:
-        assert os.path.getsize(os.path.join(cwd, 'runs/digits/frozen.pb')) > 0
-        assert os.path.exists(os.path.join(cwd, 'runs/digits/saved_model/saved_model.pb'))
+        output = os.path.join(cwd, words[words.index('--output_file') + 1])
+        assert os.path.getsize(output) > 0 and 'checked' in result.stdout, result.stdout
+        if '--saved_model_dir' in words:
+            assert os.path.exists(os.path.join(cwd, 'runs/digits/saved_model/saved_model.pb'))
     if words[:2] == ['slimnorm', 'plot']:
         assert 'evaluations)' in result.stdout  # the eval curve is in it
         assert os.path.getsize(os.path.join(cwd, 'runs/digits/curves.png')) > 10000
