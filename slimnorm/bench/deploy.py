@@ -15,10 +15,10 @@ serialized bytes. All runtimes get --threads threads.
 `accuracy`: a trained run (a checkpoint with run_config.json) exported float
 and int8 (post-training, 200 train images) to TFLite and ONNX; top-1 on
 the run's whole test split for each, against TensorFlow's float graph. Goal:
-post-training int8 within 2 points of float. QAT HOOK: --qat_graph takes the
-frozen fake-quant graph of a quantization-aware run (export_inference_graph
---quantize, from the quantize work); its TFLite int8 model's top-1 goes in
-the table too, with the goal of 1 point of float.
+post-training int8 within 2 points of float. For a quantization-aware run
+(--quantize_delay in its run_config.json), its fake-quant graph and the
+TFLite int8 model made from its ranges are in the table too, with the goal
+of 1 point of the checkpoint's float graph.
 
 Writes <output_dir>/deploy_<mode>_<model>.json and prints a Markdown table;
 the CPU's model name and its vector flags are recorded with the numbers.
@@ -167,6 +167,7 @@ def accuracy(args):
     import tensorflow as tf
 
     from slimnorm.export import freeze, onnx, run_data, tflite
+    from slimnorm.train import config as run_config
     config = run_data.model_config(args.checkpoint_path)
     if config is None:
         raise ValueError('checkpoint_path=%r has no run_config.json beside it; accepted: '
@@ -191,10 +192,15 @@ def accuracy(args):
               'tflite_int8': tflite.run(models['tflite_int8'], images)['logits'],
               'onnx_float32': onnx.run(models['onnx_float32'], images)['logits'],
               'onnx_int8': onnx.run(models['onnx_int8'], images)['logits']}
-    if args.qat_graph:  # QAT HOOK: the frozen fake-quant graph of a --quantize_delay run
-        qat_def = freeze.read_graph_def(args.qat_graph)
+    saved = run_config.read_run_config(directory) or {}
+    if saved.get('quantize_delay', -1) >= 0:  # a quantization-aware run: its int8 model too
+        from slimnorm.quantize import freeze as quantized
+        qat_def = quantized.freeze_quantized_graph(
+            checkpoint, config.model, data.num_classes, image_size=size,
+            num_channels=data.image_shape[2], normalizer=config.normalizer_name,
+            **config.model_kwargs)
         logits['tf_fake_quant'] = freeze.run_graph_def(qat_def, images)[0]
-        qat_model = tflite.convert(qat_def, int8=True, representative=images)
+        qat_model = tflite.convert(qat_def, int8=True, representative=calibration)
         models['tflite_qat_int8'] = qat_model
         logits['tflite_qat_int8'] = tflite.run(qat_model, images)['logits']
     float_top1 = _top1(tf_logits, labels)
@@ -261,8 +267,6 @@ def parser(prog):
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     acc.add_argument('--checkpoint_path', required=True,
                      help='a slimnorm train directory (or checkpoint prefix) with run_config.json')
-    acc.add_argument('--qat_graph', default=None,
-                     help='QAT HOOK: frozen fake-quant graph of a --quantize_delay run')
     for sub in (lat, acc):
         sub.add_argument('--output_dir', default=DEFAULT_OUTPUT_DIR)
     return result

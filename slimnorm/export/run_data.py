@@ -37,8 +37,15 @@ def model_config(checkpoint_path):
 
 
 def eval_split(config):
-    """The split evaluation reads by default: validation (TFRecords) or test."""
-    return 'validation' if config.dataset == TFRECORD else 'test'
+    """The split evaluation reads: test, or for TFRecords validation where the set has one."""
+    if config.dataset != TFRECORD:
+        return 'test'
+    from slimnorm.data import tfrecord
+    try:
+        tfrecord.find_dataset(config.data_dir, 'validation', labels_offset=config.labels_offset)
+    except (ValueError, OSError):
+        return 'test'  # e.g. a set converted with train and test splits only
+    return 'validation'
 
 
 def _resize(images, height, width):
