@@ -15,7 +15,7 @@ import sys
 
 from slimnorm import checkpoints
 from slimnorm.choices import DATASETS, MODELS, normalizer_names
-from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.cli.common import ArgumentParser, add_mixed_precision_argument, quiet_tensorflow
 
 DATA_FORMATS = ('NHWC', 'NCHW')
 
@@ -94,6 +94,7 @@ def export_parser():
     add('--saved_model_dir', default=None,
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
+    add_mixed_precision_argument(parser, default='none')
     return parser
 
 
@@ -104,10 +105,10 @@ def _check_export_args(parser, args):
     elif args.dataset_name is not None and args.num_classes is not None:
         parser.error('give --dataset_name (%s) or --num_classes (%s), not both'
                      % (args.dataset_name, args.num_classes))
-    for flag in ('fold_batch_norms', 'saved_model_dir'):
-        if getattr(args, flag) and not args.checkpoint_path:
+    for flag in ('fold_batch_norms', 'saved_model_dir', 'mixed_precision'):
+        if getattr(args, flag) not in (None, False, 'none') and not args.checkpoint_path:
             parser.error('--%s needs --checkpoint_path: only a frozen graph '
-                         'can be folded or served' % flag)
+                         'can be folded, served or rewritten' % flag)
     if args.checkpoint_path:
         try:
             checkpoints.check_path(args.checkpoint_path)
@@ -158,6 +159,17 @@ def export_main(argv=None):
         graph_def = result.graph_def
         print('Folded %d batch norm(s) into the layer before them; %d into a '
               'multiply-add' % (len(result.folded), len(result.affine)))
+    if args.mixed_precision != 'none':
+        from slimnorm.export import mixed_precision
+        try:
+            graph_def, agreement = mixed_precision.to_mixed_precision(
+                graph_def, args.mixed_precision,
+                graph.get_tensor_by_name(freeze.INPUT_NAME + ':0').shape.as_list())
+        except ValueError as err:
+            print('export_inference_graph: %s' % err, file=sys.stderr)
+            return 1
+        print('Rewrote for %s (grappler, ahead of time): logits within %.3g of float32 '
+              '(relative)' % (args.mixed_precision, agreement['logits_relative_error']))
     freeze.write_graph_def(graph_def, args.output_file)
     print('Wrote %s (frozen, %d nodes)' % (args.output_file, len(graph_def.node)))
     if args.saved_model_dir:
@@ -192,6 +204,7 @@ def precise_bn_parser():
     add('--num_batches', type=_positive_int, default=200)
     add('--batch_size', type=_positive_int, default=32)
     add('--seed', type=int, default=0)
+    add_mixed_precision_argument(parser, default='none')
     return parser
 
 
@@ -225,7 +238,8 @@ def precise_bn_main(argv=None):
                                        args.batch_size, args.seed)
     try:
         output, changes = precise_bn.precise_bn_checkpoint(
-            build, data.image_shape, checkpoint, args.output_path, image_batches)
+            build, data.image_shape, checkpoint, args.output_path, image_batches,
+            session_config=_session_config(args.mixed_precision))
     except ValueError as err:
         print('precise_bn: %s' % err, file=sys.stderr)
         return 1
@@ -234,6 +248,11 @@ def precise_bn_main(argv=None):
     print('Wrote %s (%d statistics from %d batches of %d)'
           % (output, len(changes), args.num_batches, args.batch_size))
     return 0
+
+
+def _session_config(mixed_precision):
+    from slimnorm import precision
+    return precision.session_config(mixed_precision)
 
 
 CAFFE_DESCRIPTION = """\
