@@ -21,10 +21,30 @@ import os
 import runpy
 import sys
 
-USAGE = ("usage: python -m slimnorm.legacy SCRIPT.py [ARGS...]\n"
-         "       python -m slimnorm.legacy -m MODULE [ARGS...]\n"
+USAGE = ("usage: python -m slimnorm.legacy [--mixed_precision {none,bfloat16,float16}] "
+         "SCRIPT.py [ARGS...]\n"
+         "       python -m slimnorm.legacy [--mixed_precision ...] -m MODULE [ARGS...]\n"
          "Runs a tf-slim / TF1 script unedited on TensorFlow 2.21: disables eager execution,\n"
-         "applies slimnorm.tf_slim_patch.patch_tf_slim(), then runs the script as __main__.")
+         "applies slimnorm.tf_slim_patch.patch_tf_slim(), then runs the script as __main__.\n"
+         "--mixed_precision: the Sessions of slim.learning.train and slim.evaluation get\n"
+         "TensorFlow's bfloat16/float16 rewrite (slimnorm.legacy.mixed_precision).")
+MIXED_PRECISION = "--mixed_precision"
+
+
+def parse_options(argv):
+    """(mixed_precision, the rest of argv): the runner's own options, before the script."""
+    from slimnorm import precision
+    mixed_precision = precision.NONE
+    if argv[:1] == [MIXED_PRECISION] or (argv and argv[0].startswith(MIXED_PRECISION + "=")):
+        if "=" in argv[0]:
+            value, argv = argv[0].split("=", 1)[1], argv[1:]
+        elif len(argv) > 1:
+            value, argv = argv[1], argv[2:]
+        else:
+            raise ValueError("--mixed_precision needs a value (accepted: none, bfloat16, "
+                             "float16)")
+        mixed_precision = precision.check(value)
+    return mixed_precision, argv
 
 
 def parse(argv):
@@ -36,20 +56,24 @@ def parse(argv):
             raise ValueError("-m needs a module name")
         return "module", argv[1], argv[2:]
     if argv[0].startswith("-"):
-        raise ValueError("unknown option %r (accepted: -m MODULE, -h)" % argv[0])
+        raise ValueError("unknown option %r (accepted: --mixed_precision, -m MODULE, -h)"
+                         % argv[0])
     if not os.path.isfile(argv[0]):
         raise ValueError("script %r is not a file" % argv[0])
     return "path", argv[0], argv[1:]
 
 
-def prepare():
+def prepare(mixed_precision="none"):
     """Graph mode and the tf-slim patch: what every legacy script needs first."""
     import tensorflow as tf
 
+    from slimnorm.legacy import mixed_precision as legacy_precision
     from slimnorm.tf_slim_patch import patch_tf_slim
 
     tf.compat.v1.disable_eager_execution()
-    return patch_tf_slim()
+    changes = patch_tf_slim()
+    legacy_precision.apply(mixed_precision)
+    return changes
 
 
 def main(argv=None):
@@ -59,11 +83,12 @@ def main(argv=None):
         print(USAGE)
         return 0
     try:
+        mixed_precision, argv = parse_options(argv)
         kind, target, script_args = parse(argv)
     except ValueError as error:
         print("slimnorm.legacy: %s\n%s" % (error, USAGE), file=sys.stderr)
         return 2
-    prepare()
+    prepare(mixed_precision)
     if kind == "module":
         sys.argv = [target] + script_args
         runpy.run_module(target, run_name="__main__", alter_sys=True)
