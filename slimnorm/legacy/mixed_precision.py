@@ -22,30 +22,29 @@ SESSION_FUNCTIONS = {'tf_slim.learning': ('train',),
                      'tf_slim.evaluation': ('evaluate_once', 'evaluation_loop')}
 
 
-def _with_session_config(function, mixed_precision):
+def _rebinding(function, argument, transform, mixed_precision):
+    """``function`` with its argument ``argument`` replaced by ``transform(value)``."""
     signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
-        bound.arguments['session_config'] = precision.session_config(
-            mixed_precision, bound.arguments.get('session_config'))
+        bound.arguments[argument] = transform(bound.arguments.get(argument))
         return function(*bound.args, **bound.kwargs)
     wrapper.slimnorm_mixed_precision = mixed_precision
     return wrapper
+
+
+def _with_session_config(function, mixed_precision):
+    return _rebinding(function, 'session_config',
+                      lambda config: precision.session_config(mixed_precision, config),
+                      mixed_precision)
 
 
 def _with_loss_scaling(function, mixed_precision):
-    signature = inspect.signature(function)
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.arguments['optimizer'] = precision.loss_scale_optimizer(
-            bound.arguments['optimizer'], mixed_precision)
-        return function(*bound.args, **bound.kwargs)
-    wrapper.slimnorm_mixed_precision = mixed_precision
-    return wrapper
+    return _rebinding(function, 'optimizer',
+                      lambda opt: precision.loss_scale_optimizer(opt, mixed_precision),
+                      mixed_precision)
 
 
 def apply(mixed_precision):
