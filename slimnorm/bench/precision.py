@@ -48,7 +48,7 @@ OP_KINDS = (('cast', ('Cast',)),
             ('elementwise', ('Relu', 'Add', 'Mul', 'Sub', 'BiasAdd', 'Softmax', 'Concat')))
 
 
-def build_case(model, normalizer, mode, batch):
+def build_case(model, normalizer, mode, batch, loss_scaling=False):
     """(graph, fetch) of one case; images and labels are constants in the graph."""
     import numpy as np
     import tensorflow as tf
@@ -73,7 +73,10 @@ def build_case(model, normalizer, mode, batch):
             return graph, tf.identity(logits)
         tf1.losses.sparse_softmax_cross_entropy(labels, logits)
         loss = tf1.losses.get_total_loss()
-        fetch = slimnorm.training.create_train_op(loss, tf1.train.MomentumOptimizer(0.01, 0.9))
+        optimizer = tf1.train.MomentumOptimizer(0.01, 0.9)
+        if loss_scaling:  # float16: both Sessions run the same loss-scaled step
+            optimizer = precision.loss_scale_optimizer(optimizer, precision.FLOAT16)
+        fetch = slimnorm.training.create_train_op(loss, optimizer)
     return graph, fetch
 
 
@@ -88,11 +91,11 @@ def _session(graph, mixed_precision, threads):
     return sess
 
 
-def time_case(model, normalizer, mode, batch, rounds, warmup, threads):
-    """The row of one case: medians of both precisions and the paired speed-up."""
+def time_case(model, normalizer, mode, batch, rounds, warmup, threads, low='bfloat16'):
+    """The row of one case: medians of float32 and ``low`` and the paired speed-up."""
     from slimnorm.bench import harness
-    graph, fetch = build_case(model, normalizer, mode, batch)
-    sessions = {mp: _session(graph, mp, threads) for mp in ('none', 'bfloat16')}
+    graph, fetch = build_case(model, normalizer, mode, batch, low == precision.FLOAT16)
+    sessions = {mp: _session(graph, mp, threads) for mp in ('none', low)}
     try:
         runs = {mp: sess.make_callable(fetch) for mp, sess in sessions.items()}
         results = harness.measure(runs, reps=rounds, warmup=warmup)
@@ -100,10 +103,9 @@ def time_case(model, normalizer, mode, batch, rounds, warmup, threads):
         for sess in sessions.values():
             sess.close()
     return {'model': model, 'normalizer': normalizer, 'mode': mode, 'batch': batch,
-            'float32_ms': results['none']['median_ms'],
-            'bfloat16_ms': results['bfloat16']['median_ms'],
-            'speedup': harness.paired_ratio(results['none']['seconds'],
-                                            results['bfloat16']['seconds']),
+            'low_precision': low, 'float32_ms': results['none']['median_ms'],
+            'low_ms': results[low]['median_ms'],
+            'speedup': harness.paired_ratio(results['none']['seconds'], results[low]['seconds']),
             'rounds': results['none']['reps']}
 
 
@@ -165,11 +167,12 @@ def _plain_bf16_config(threads):
 
 def table(rows):
     """Markdown table of the timed cases."""
-    lines = ['| model | norm | step | batch | float32 ms | bfloat16 ms | speed-up |',
+    low = rows[0]['low_precision'] if rows else 'bfloat16'
+    lines = [f'| model | norm | step | batch | float32 ms | {low} ms | speed-up |',
              '|---|---|---|---:|---:|---:|---:|']
     for r in rows:
         lines.append(f'| {r["model"]} | {r["normalizer"]} | {r["mode"]} | {r["batch"]} | '
-                     f'{r["float32_ms"]:.1f} | {r["bfloat16_ms"]:.1f} | {r["speedup"]:.2f}x |')
+                     f'{r["float32_ms"]:.1f} | {r["low_ms"]:.1f} | {r["speedup"]:.2f}x |')
     return '\n'.join(lines)
 
 
@@ -200,6 +203,9 @@ def build_parser(prog):
     add('--warmup', type=int, default=2, help='untimed rounds first')
     add('--threads', type=int, default=0, help='intra/inter-op threads (0: TensorFlow '
         'decides)')
+    add('--low_precision', choices=('bfloat16', 'float16'),
+        default='float16' if precision.nvidia_gpu_visible() else 'bfloat16',
+        help='what float32 is compared with (float16: on the GPU, loss-scaled training)')
     add('--profile_model', choices=sorted(MODELS), default='inception_v2')
     add('--profile_batch', type=int, default=8)
     add('--no_profile', action='store_true')
@@ -214,9 +220,10 @@ def main(argv=None, prog='slimnorm bench precision'):
     if min(args.batches) < 1 or args.rounds < 1 or args.warmup < 0 or args.threads < 0:
         parser.error('batches and rounds must be >= 1, warmup and threads >= 0')
     try:
-        precision.check('bfloat16')
+        precision.check(args.low_precision)
     except ValueError as err:
-        parser.exit(2, f'{prog}: {err} (bfloat16 is not offered on this machine)\n')
+        parser.exit(2, f'{prog}: {err} ({args.low_precision} is not offered on this '
+                    'machine)\n')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     record = {'machine': precision.machine(), 'command': ' '.join([prog] + list(argv or
                                                                            sys.argv[1:])),
@@ -226,12 +233,12 @@ def main(argv=None, prog='slimnorm bench precision'):
             for mode in args.modes:
                 for batch in args.batches:
                     row = time_case(model, normalizer, mode, batch, args.rounds, args.warmup,
-                                    args.threads)
+                                    args.threads, args.low_precision)
                     record['cases'].append(row)
                     print(f'{model:14s} {normalizer:6s} {mode:9s} batch {batch:3d}: float32 '
-                          f'{row["float32_ms"]:8.1f} ms  bfloat16 {row["bfloat16_ms"]:8.1f} ms'
+                          f'{row["float32_ms"]:8.1f} ms  {args.low_precision} {row["low_ms"]:8.1f} ms'
                           f'  speed-up {row["speedup"]:.2f}x', flush=True)
-    if not args.no_profile:
+    if not args.no_profile and args.low_precision == 'bfloat16':
         for normalizer in args.normalizers:
             for kernel_list in ((True, False) if normalizer == 'group' else (True,)):
                 entry = profile_step(args.profile_model, normalizer, args.profile_batch,
