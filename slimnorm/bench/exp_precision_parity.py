@@ -108,8 +108,8 @@ def main(argv=None, prog='slimnorm-exp-precision-parity'):
         recipe['max_steps'] = args.max_steps
     record['recipe'] = recipe
     if args.part in ('demo', 'all'):
-        for seed in args.seeds:
-            for normalizer in args.normalizers:
+        for normalizer in args.normalizers:  # batch norm's seeds first: `make demo`'s net
+            for seed in args.seeds:
                 for mp in PRECISIONS:
                     top1, _, seconds = train_and_evaluate(
                         os.path.join(args.out_dir, f'{normalizer}_{mp}_{seed}'), mp, seed,
