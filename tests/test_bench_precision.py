@@ -44,3 +44,18 @@ def test_bad_flags_are_one_line(capsys):
         bench.main(['--rounds', '0'])
     assert exit_.value.code == 2
     assert 'rounds must be >= 1' in capsys.readouterr().err
+
+
+def test_parity_experiment_writes_both_precisions_on_the_same_recipe(tmp_path):
+    from slimnorm.bench import exp_precision_parity as parity
+    from slimnorm.cli import demo
+    if not os.path.isdir(demo.FASHION_MNIST_DIR):
+        pytest.skip(f'Fashion-MNIST is not installed ({demo.FASHION_MNIST_DIR})')
+    assert parity.main(['--part', 'demo', '--seeds', '0', '--normalizers', 'batch',
+                        '--max_steps', '10', '--out_dir', str(tmp_path)]) == 0
+    with open(tmp_path / 'precision_parity.json') as f:
+        record = json.load(f)
+    assert [(r['mixed_precision'], r['seed']) for r in record['demo']] == [
+        ('none', 0), ('bfloat16', 0)]
+    assert record['recipe']['max_steps'] == 10 and record['machine']['bf16_instructions']
+    assert all(0.0 <= r['top1'] <= 1.0 for r in record['demo'])

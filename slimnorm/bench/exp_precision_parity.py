@@ -72,7 +72,7 @@ def _plot(record, path):
     for name, run in sorted(curves.items()):
         steps, losses = zip(*run['curve'])
         ax.plot(steps, losses, label=f'{"float32" if name == "none" else name} '
-                f'(test top-1 {100 * run["top1"]:.1f} %)')
+                f'(last 50 steps: {sum(losses[-5:]) / len(losses[-5:]):.3f})')
     ax.set_xlabel('step')
     ax.set_ylabel('training loss (mean of 10 steps)')
     ax.set_title(f'Inception V2 (batch norm), Fashion-MNIST at {record["inception_size"]} px, '
