@@ -81,3 +81,12 @@ def test_precise_bn_in_bfloat16_keeps_float32_statistics(bf16_run, tmp_path):
     names = [n for n in new.get_variable_to_shape_map() if n.endswith('moving_mean')]
     assert names and all(new.get_variable_to_dtype_map()[n] == tf.float32 for n in names)
     assert any(not np.allclose(old.get_tensor(n), new.get_tensor(n)) for n in names)
+
+
+def test_tiny_demo_in_bfloat16(tmp_path, capsys):
+    from slimnorm.cli import demo
+    assert demo.main(['--dataset', 'digits', '--train_dir', str(tmp_path / 'demo'),
+                      '--max_steps', '40', '--mixed_precision', 'bfloat16']) == 0
+    assert 'Test accuracy: ' in capsys.readouterr().out
+    with open(tmp_path / 'demo' / 'run_config.json') as f:
+        assert json.load(f)['mixed_precision'] == 'bfloat16'
