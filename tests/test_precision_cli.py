@@ -90,3 +90,15 @@ def test_tiny_demo_in_bfloat16(tmp_path, capsys):
     assert 'Test accuracy: ' in capsys.readouterr().out
     with open(tmp_path / 'demo' / 'run_config.json') as f:
         assert json.load(f)['mixed_precision'] == 'bfloat16'
+
+
+def test_bfloat16_run_fine_tunes_and_resumes_in_float32(bf16_run, tmp_path):
+    import shutil
+    tuned = str(tmp_path / 'tuned')
+    assert train_cli.main(['--train_dir', tuned, '--checkpoint_path', bf16_run,
+                           '--max_number_of_steps', '20', '--log_every_steps', '20']) == 0
+    resumed = str(tmp_path / 'resumed')
+    shutil.copytree(bf16_run, resumed)
+    assert train_cli.main(['--train_dir', resumed, '--max_number_of_steps', '220',
+                           '--log_every_steps', '20']) == 0  # float32 from the bf16 run's step 200
+    assert tf.train.load_checkpoint(resumed).get_tensor('global_step') == 220
