@@ -96,16 +96,20 @@ def machine(path=CPUINFO):
 def nvidia_gpu_visible():
     """Whether an NVIDIA GPU is visible to this process, without importing TensorFlow.
 
-    The driver lists its GPUs under /proc/driver/nvidia/gpus;
+    The driver lists its GPUs under /proc/driver/nvidia/gpus and creates
+    /dev/nvidia0, /dev/nvidia1, ... (containers may show only the latter);
     CUDA_VISIBLE_DEVICES set to '' or -1 hides them.
     """
+    import glob
     hidden = os.environ.get('CUDA_VISIBLE_DEVICES')
     if hidden is not None and hidden.strip() in ('', '-1'):
         return False
     try:
-        return bool(os.listdir('/proc/driver/nvidia/gpus'))
+        if os.listdir('/proc/driver/nvidia/gpus'):
+            return True
     except OSError:
-        return False
+        pass
+    return bool(glob.glob('/dev/nvidia[0-9]*'))
 
 
 def unavailable_reason(precision, path=CPUINFO):
