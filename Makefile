@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 EXTRAS := cpu,test,data,plots,tensorboard,docs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-quick docs bench venv clean
+.PHONY: demo test test-quick test-gpu docs bench venv clean
 
 venv: $(STAMP)
 
@@ -45,8 +45,19 @@ MKDOCS := $(VENV)/bin/mkdocs build --strict --site-dir site
 docs: venv
 	$(MKDOCS)
 
+# GPU tests (tests/test_gpu.py) on a machine with an NVIDIA GPU: their own venv
+# with the gpu extra (tensorflow[and-cuda] cannot share one with tensorflow-cpu);
+# SLIMNORM_REQUIRE_GPU=1 makes "no GPU visible" a failure instead of skips.
+GPU_VENV := .venv-gpu
+GPU_PY   := $(GPU_VENV)/bin/python
+test-gpu:
+	test -x $(GPU_PY) || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_PY) -m pip install --quiet --upgrade pip
+	$(GPU_PY) -m pip install --quiet -e ".[gpu,test,data]"
+	SLIMNORM_REQUIRE_GPU=1 timeout 600 $(GPU_PY) -m pytest -q -rs tests/test_gpu.py
+
 bench: venv
 	$(VENV)/bin/slimnorm bench norms
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache site
+	rm -rf $(VENV) $(GPU_VENV) *.egg-info .pytest_cache site

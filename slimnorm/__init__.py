@@ -11,6 +11,10 @@ primitives with the same signature, variable names and semantics, so
 check its flags with `slimnorm.checks` and `slimnorm.choices` before
 TensorFlow's start-up.
 
+`slimnorm.precision` switches TensorFlow's bfloat16 (CPU) or float16 (GPU)
+mixed-precision rewrite on for a Session and wraps optimizers for loss
+scaling.
+
 `slimnorm.kernels_available()` says whether group/layer/instance norm run on
 the fused C++ CPU kernels (compiled on first use) or on TensorFlow ops.
 
@@ -48,6 +52,9 @@ _MOVED = {
     'slimnorm.training': 'slimnorm.train.train_op',
     'slimnorm.tf_slim_patch': 'slimnorm.legacy.patch',
 }
+# Submodules that import TensorFlow only when used (the command lines check
+# flags with them first): mixed-precision session configs and loss scaling.
+_LIGHT_MODULES = ('precision',)
 
 __all__ = ['batch_norm', 'batch_norm_layer', 'group_norm', 'instance_norm', 'kernels_available',
            'layer_norm', 'patch_tf_slim', 'patched_tf_slim', 'replica_group', 'unpatch_tf_slim']
@@ -73,11 +80,13 @@ def __getattr__(name):
         return value
     if name in _MODULES:
         return _import_with_tensorflow(f'{__name__}.{name}')
+    if name in _LIGHT_MODULES:
+        return importlib.import_module(f'{__name__}.{name}')
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAYERS) | set(_MODULES))
+    return sorted(set(globals()) | set(_LAYERS) | set(_MODULES) | set(_LIGHT_MODULES))
 
 
 class _Package(types.ModuleType):

@@ -48,3 +48,8 @@ OPTIMIZERS = ('adadelta', 'adagrad', 'adam', 'ftrl', 'momentum', 'rmsprop', 'sgd
 def normalizer_names():
     """NORMALIZERS as the command line spells them ('none' for None)."""
     return tuple('none' if name is None else name for name in NORMALIZERS)
+
+# `--mixed_precision` of the commands (`slimnorm.precision`): float32
+# everywhere, TensorFlow's oneDNN bfloat16 rewrite (CPUs with BF16
+# instructions), or the CUDA float16 rewrite with loss scaling (GPUs).
+MIXED_PRECISIONS = ('none', 'bfloat16', 'float16')

@@ -29,11 +29,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from slimnorm import precision  # noqa: E402
 from slimnorm.bench import harness as bench_harness  # noqa: E402
 from slimnorm.bench import networks as bench_nets  # noqa: E402
 from slimnorm.bench import ops as bench_ops  # noqa: E402
 from slimnorm.bench import report as bench_report  # noqa: E402
-from slimnorm.cli.help_format import DefaultsFormatter
+from slimnorm.cli.common import add_mixed_precision_argument  # noqa: E402
+from slimnorm.cli.help_format import DefaultsFormatter  # noqa: E402
 
 SHAPES = ([32, 56, 56, 192], [32, 28, 28, 256], [32, 14, 14, 576], [32, 7, 7, 1024],
           [32, 8, 8, 64])
@@ -49,7 +51,9 @@ def _progress(message):
 
 def _session(graph, args):
     return tf.compat.v1.Session(
-        graph=graph, config=bench_harness.session_config(args.intra_threads, args.inter_threads))
+        graph=graph, config=precision.session_config(
+            args.mixed_precision,
+            bench_harness.session_config(args.intra_threads, args.inter_threads)))
 
 
 def _row(result, **fields):
@@ -134,6 +138,8 @@ def environment(args):
         "machine": platform.machine(),
         "python": platform.python_version(),
         "quick": args.quick,
+        "mixed_precision": args.mixed_precision,
+        "cpu": precision.machine(),
         "reps": args.reps,
         "net_reps": args.net_reps,
     }
@@ -162,6 +168,7 @@ def parse_args(argv=None, prog=None):
                         help="op modes, comma-separated (default all)")
     parser.add_argument("--skip-ops", action="store_true")
     parser.add_argument("--skip-nets", action="store_true")
+    add_mixed_precision_argument(parser, default="none")
     args = parser.parse_args(argv)
     if args.reps is None:
         args.reps = 5 if args.quick else 25

@@ -8,12 +8,19 @@ import copy
 import json
 import os
 
-from slimnorm.choices import INPUT_DATASETS, MODELS, PREPROCESSINGS, TFRECORD, normalizer_names
+from slimnorm.choices import (
+    INPUT_DATASETS,
+    MIXED_PRECISIONS,
+    MODELS,
+    PREPROCESSINGS,
+    TFRECORD,
+    normalizer_names,
+)
 
 # ModelConfig fields set by flags of the same name (None: flag not given).
 MODEL_FLAGS = ('model', 'dataset', 'data_dir', 'normalizer', 'image_size', 'threads',
                'preprocessing_name', 'labels_offset', 'num_readers',
-               'num_preprocessing_threads', 'skip_corrupt_records')
+               'num_preprocessing_threads', 'skip_corrupt_records', 'mixed_precision')
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -103,6 +110,24 @@ def add_model_arguments(parser, image_size_flag='--image_size'):
         'default size, 224 for inception_v2)')
     add('--threads', type=int, help='intra- and inter-op threads (default 0: '
         'TensorFlow decides)')
+    add_mixed_precision_argument(parser)
+
+
+def add_mixed_precision_argument(parser, default=None):
+    """``--mixed_precision``, checked against this machine before TensorFlow loads."""
+    parser.add_argument(
+        '--mixed_precision', default=default, type=_mixed_precision,
+        help=f'{"|".join(MIXED_PRECISIONS)} (default none): TensorFlow\'s bfloat16 rewrite '
+        '(CPUs with avx512_bf16/amx_bf16) or float16 rewrite with loss scaling (GPUs); '
+        'variables and checkpoints stay float32 (docs/precision.md)')
+
+
+def _mixed_precision(text):
+    from slimnorm import precision
+    try:
+        return precision.check(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_tfrecord_arguments(parser):

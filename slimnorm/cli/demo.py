@@ -6,6 +6,7 @@ about a minute and a half on 2 CPU cores, evaluates the checkpoint on the
 
     slimnorm demo                      # what `make demo` runs
     slimnorm demo --dataset digits     # 20-second version
+    slimnorm demo --mixed_precision bfloat16   # the same in bfloat16 (docs/precision.md)
 
 Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package. When it
 is missing and this runs as root, the demo installs it with apt-get; as
@@ -75,6 +76,7 @@ def build_parser(prog='slimnorm demo'):
                         help='where the checkpoints go (emptied first; default runs/demo)')
     parser.add_argument('--max_steps', type=int, default=None,
                         help='override the recipe\'s number of steps')
+    common.add_mixed_precision_argument(parser, default='none')
     return parser
 
 
@@ -88,7 +90,8 @@ def run(args):
         recipe['max_steps'] = args.max_steps
     config = run_config.TrainConfig(
         model='small_convnet', dataset=dataset, normalizer='batch', train_dir=args.train_dir,
-        threads=2, save_every_secs=60, log_every_steps=100, **recipe).check()
+        threads=2, save_every_secs=60, log_every_steps=100,
+        mixed_precision=args.mixed_precision, **recipe).check()
     _empty_run_dir(args.train_dir)
 
     from slimnorm.train import evaluation, loop  # TensorFlow from here on
@@ -96,7 +99,8 @@ def run(args):
     result = loop.train(config)
     trained = time.time() - started
     metrics = evaluation.evaluate(run_config.EvalConfig(
-        model=config.model, dataset=dataset, normalizer=config.normalizer, threads=2),
+        model=config.model, dataset=dataset, normalizer=config.normalizer, threads=2,
+        mixed_precision=args.mixed_precision),
         result['checkpoint'])
     print()
     print(evaluation.format_table(metrics))

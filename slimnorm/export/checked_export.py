@@ -134,11 +134,13 @@ def freeze_checkpoint(graph, graph_def_fn, checkpoint, images):
     return graph_def, reference
 
 
-def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_model_dir=None):
+def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_model_dir=None,
+                 tolerance=None):
     """Freezes ``graph`` restored from ``checkpoint``; writes the GraphDef (and SavedModel) checked.
 
     ``graph_def_fn(graph_def)`` may transform the frozen GraphDef (folding)
     before it is written; ``output_file`` None writes only the SavedModel.
+    ``tolerance``: verify's (None: its default; a mixed-precision rewrite's is wider).
     Returns (graph_def, largest relative error).
     """
     import tensorflow as tf
@@ -146,17 +148,18 @@ def write_frozen(graph, graph_def_fn, checkpoint, output_file, images, saved_mod
     from slimnorm.export import freeze, saved_model, verify
     graph_def, reference = freeze_checkpoint(graph, graph_def_fn, checkpoint, images)
     error = 0.0
+    tolerance = verify.DEFAULT_TOLERANCE if tolerance is None else tolerance
     if output_file:
         error = verify.write_verified(
             output_file, lambda path: freeze.write_graph_def(graph_def, path), run_graph_def_file,
-            images, reference)
+            images, reference, tolerance)
     if saved_model_dir:
         def run_saved_model(path, batch):
             served = tf.saved_model.load(path).signatures[saved_model.SIGNATURE_KEY]
             return served(**{names.INPUT_NAME: tf.constant(batch)})[names.LOGITS_NAME].numpy()
         error = max(error, verify.write_verified(
             saved_model_dir, lambda path: saved_model.write_saved_model(graph_def, path),
-            run_saved_model, images, reference))
+            run_saved_model, images, reference, tolerance))
     return graph_def, error
 
 

@@ -15,7 +15,7 @@ import sys
 
 from slimnorm import checkpoints
 from slimnorm.choices import MODELS, normalizer_names
-from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.cli.common import ArgumentParser, add_mixed_precision_argument, quiet_tensorflow
 from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.export import deploy_cli
 
@@ -111,6 +111,7 @@ def export_parser(prog='slimnorm export'):
         help='also write a SavedModel (serving_default signature) here '
              '(needs --checkpoint_path)')
     deploy_cli.add_flags(parser)
+    add_mixed_precision_argument(parser, default='none')
     return parser
 
 
@@ -120,16 +121,18 @@ def _check_export_args(parser, args):
     if args.dataset_name is not None and args.num_classes is not None:
         parser.error('give --dataset_name (%s) or --num_classes (%s), not both'
                      % (args.dataset_name, args.num_classes))
-    for flag in ('fold_batch_norms', 'saved_model_dir'):
-        if getattr(args, flag) and not args.checkpoint_path:
+    for flag in ('fold_batch_norms', 'saved_model_dir', 'mixed_precision'):
+        if getattr(args, flag) not in (None, False, 'none') and not args.checkpoint_path:
             parser.error('--%s needs --checkpoint_path: only a frozen graph '
-                         'can be folded or served' % flag)
+                         'can be folded, served or rewritten' % flag)
     clash = [flag for flag in ('fold_batch_norms', 'is_training', 'saved_model_dir')
              if args.quantize and getattr(args, flag)]
+    if args.mixed_precision != 'none' and (args.quantize or args.output_format != 'frozen'):
+        clash = ['mixed_precision']
     if clash:
-        parser.error('--quantize with --%s: the quantized export is one frozen inference '
-                     'graph with batch norm folded already; accepted: --quantize without it'
-                     % clash[0])
+        parser.error('--quantize or --output_format %s with --%s: the quantized or converted '
+                     'export is one frozen float32 inference graph; accepted: --quantize and '
+                     '--output_format without it' % (args.output_format, clash[0]))
     if args.fold_batch_norms and args.is_training:
         parser.error('--fold_batch_norms with --is_training: a training-mode '
                      'batch norm normalizes with batch statistics and cannot be folded')
@@ -177,12 +180,20 @@ def export_main(argv=None, prog='slimnorm export'):
             return 0
 
         def transform(graph_def):
-            if not args.fold_batch_norms:
-                return graph_def
-            result = fold.fold_batch_norms(graph_def, checked_export.names.OUTPUT_NAMES)
-            print('Folded %d batch norm(s) into the layer before them; %d into a '
-                  'multiply-add' % (len(result.folded), len(result.affine)))
-            return result.graph_def
+            if args.fold_batch_norms:
+                result = fold.fold_batch_norms(graph_def, checked_export.names.OUTPUT_NAMES)
+                graph_def = result.graph_def
+                print('Folded %d batch norm(s) into the layer before them; %d into a '
+                      'multiply-add' % (len(result.folded), len(result.affine)))
+            if args.mixed_precision != 'none':
+                from slimnorm.export import mixed_precision
+                graph_def, agreement = mixed_precision.to_mixed_precision(
+                    graph_def, args.mixed_precision, graph.get_tensor_by_name(
+                        checked_export.names.INPUT_NAME + ':0').shape.as_list())
+                print('Rewrote for %s (grappler, ahead of time): logits within %.3g of '
+                      'float32 (relative)' % (args.mixed_precision,
+                                              agreement['logits_relative_error']))
+            return graph_def
 
         if args.output_format in ('tflite', 'onnx'):
             graph_def, _ = checked_export.freeze_checkpoint(graph, transform, checkpoint,
@@ -196,7 +207,8 @@ def export_main(argv=None, prog='slimnorm export'):
             print('Wrote SavedModel %s (%s)' % (args.output_file, checked % error))
             return 0
         graph_def, error = checked_export.write_frozen(
-            graph, transform, checkpoint, args.output_file, images, args.saved_model_dir)
+            graph, transform, checkpoint, args.output_file, images, args.saved_model_dir,
+            tolerance=mixed_precision_tolerance(args.mixed_precision))
     except tf.errors.OpError as err:
         print('export_inference_graph: cannot restore %s into %s: %s'
               % (args.checkpoint_path, network.model_name, err.message.splitlines()[0]),
@@ -289,6 +301,7 @@ def precise_bn_parser(prog='slimnorm precise-bn'):
     add('--num_batches', type=_positive_int, default=200)
     add('--batch_size', type=_positive_int, default=32)
     add('--seed', type=int, default=0)
+    add_mixed_precision_argument(parser, default='none')
     return parser
 
 
@@ -313,7 +326,7 @@ def precise_bn_main(argv=None, prog='slimnorm precise-bn'):
                                             args.batch_size, shape, classes)
         output, changes = precise_bn_run.write_run(
             lambda images: config.build_logits(images, classes, is_training=True),
-            shape, checkpoint, args.output_path, batches, facts)
+            shape, checkpoint, args.output_path, batches, facts, config.session_config())
     except (ValueError, OSError) as err:
         parser.error(str(err))
     for name, (old, new) in sorted(changes.items()):
@@ -322,6 +335,14 @@ def precise_bn_main(argv=None, prog='slimnorm precise-bn'):
           'run_config.json' % (output, len(changes), args.num_batches, args.batch_size,
                                config.dataset, split))
     return 0
+
+
+def mixed_precision_tolerance(mixed_precision):
+    """How far a written export's logits may be from float32's (verify's relative error)."""
+    if mixed_precision == 'none':
+        return None
+    from slimnorm.export import mixed_precision as rewrite
+    return rewrite.LOGITS_TOLERANCE
 
 
 CAFFE_DESCRIPTION = """\

@@ -147,7 +147,7 @@ def batches(images, num_batches, batch_size, seed=0):
 
 
 def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
-                          image_batches):
+                          image_batches, session_config=None):
     """Writes a copy of a checkpoint with recomputed moving statistics.
 
     Args:
@@ -157,6 +157,9 @@ def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
       output_prefix: where to write the new checkpoint (every other tensor
         of the old one, optimizer slots and global_step included, is copied).
       image_batches: iterable of image arrays, one per batch.
+      session_config: the Session's ConfigProto, e.g.
+        ``slimnorm.precision.session_config('bfloat16')`` (the statistics
+        are float32 either way).
 
     Returns:
       (output prefix, {variable: (old value, new value)}).
@@ -170,7 +173,7 @@ def precise_bn_checkpoint(build_fn, image_shape, checkpoint_path, output_prefix,
         saved_run.check_variables(saved_run.graph_variables(graph), checkpoint_path)
         old = checkpoint_io.read_checkpoint(checkpoint_path)
         saver = tf1.train.Saver(tf1.global_variables())
-        with tf1.Session() as sess:
+        with tf1.Session(config=session_config) as sess:
             saver.restore(sess, checkpoint_path)
             new = average_statistics(sess, tensors,
                                      ({images: batch} for batch in image_batches))

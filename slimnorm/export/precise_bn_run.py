@@ -88,11 +88,12 @@ def check_output(output_prefix):
     return directory
 
 
-def write_run(build_fn, image_shape, checkpoint, output_prefix, image_batches, facts):
+def write_run(build_fn, image_shape, checkpoint, output_prefix, image_batches, facts,
+              session_config=None):
     """precise_bn_checkpoint into a temporary directory, checked, then renamed into place.
 
     ``facts``: the run_config.json of the output (the source's fields and
-    what precise BN did). Returns (output prefix, changes).
+    what precise BN did); ``session_config``: the Session's (mixed precision). Returns (output prefix, changes).
     """
     import numpy as np
     import tensorflow as tf
@@ -104,7 +105,8 @@ def write_run(build_fn, image_shape, checkpoint, output_prefix, image_batches, f
     verify.discard(temp)
     try:
         written, changes = precise_bn.precise_bn_checkpoint(
-            build_fn, image_shape, checkpoint, os.path.join(temp, basename), image_batches)
+            build_fn, image_shape, checkpoint, os.path.join(temp, basename), image_batches,
+            session_config)
         # Relative: the state file must still name it after the rename.
         tf.compat.v1.train.update_checkpoint_state(temp, basename)
         run_config.write_run_config(temp, facts)

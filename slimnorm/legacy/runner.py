@@ -27,15 +27,35 @@ import os
 import runpy
 import sys
 
-USAGE = ("usage: {prog} [--tf1_api] SCRIPT.py [ARGS...]\n"
-         "       {prog} [--tf1_api] -m MODULE [ARGS...]\n"
+USAGE = ("usage: {prog} [--tf1_api] [--mixed_precision {{none,bfloat16,float16}}] "
+         "SCRIPT.py [ARGS...]\n"
+         "       {prog} [--tf1_api] [--mixed_precision ...] -m MODULE [ARGS...]\n"
          "Runs a tf-slim / TF1 script unedited on TensorFlow 2.21: disables eager execution,\n"
          "applies slimnorm.legacy.patch.patch_tf_slim(), provides a tensorflow.contrib\n"
          "stand-in (slim, quantize, training.HParams), then runs the script as __main__.\n"
-         "--tf1_api: `import tensorflow as tf` in your own files gives tf.compat.v1 (+ contrib).")
-
-
+         "--tf1_api: `import tensorflow as tf` in your own files gives tf.compat.v1 (+ contrib).\n"
+         "--mixed_precision: the Sessions of slim.learning.train and slim.evaluation get\n"
+         "TensorFlow's bfloat16/float16 rewrite (slimnorm.legacy.mixed_precision).")
 TF1_API_OPTION = "--tf1_api"
+MIXED_PRECISION = "--mixed_precision"
+
+
+def parse_options(argv):
+    """(tf1_api, mixed_precision, the rest of argv): the runner's own options, before the script."""
+    from slimnorm import precision
+    tf1_api, mixed_precision = False, precision.NONE
+    while argv and (argv[0] == TF1_API_OPTION or argv[0] == MIXED_PRECISION
+                    or argv[0].startswith(MIXED_PRECISION + "=")):
+        if argv[0] == TF1_API_OPTION:
+            tf1_api, argv = True, argv[1:]
+        elif "=" in argv[0]:
+            mixed_precision, argv = precision.check(argv[0].split("=", 1)[1]), argv[1:]
+        elif len(argv) > 1:
+            mixed_precision, argv = precision.check(argv[1]), argv[2:]
+        else:
+            raise ValueError("--mixed_precision needs a value (accepted: none, bfloat16, "
+                             "float16)")
+    return tf1_api, mixed_precision, argv
 
 
 def parse(argv):
@@ -47,17 +67,19 @@ def parse(argv):
             raise ValueError("-m needs a module name")
         return "module", argv[1], argv[2:]
     if argv[0].startswith("-"):
-        raise ValueError("unknown option %r (accepted: --tf1_api, -m MODULE, -h)" % argv[0])
+        raise ValueError("unknown option %r (accepted: --tf1_api, --mixed_precision, "
+                         "-m MODULE, -h)" % argv[0])
     if not os.path.isfile(argv[0]):
         raise ValueError("script %r is not a file" % argv[0])
     return "path", argv[0], argv[1:]
 
 
-def prepare(tf1_api=False):
-    """Graph mode, the tf-slim patch and the contrib stand-in (and the TF 1 API view)."""
+def prepare(tf1_api=False, mixed_precision="none"):
+    """Graph mode, the tf-slim patch, the contrib stand-in, the TF 1 API view and precision."""
     import tensorflow as tf
 
     from slimnorm.legacy import contrib
+    from slimnorm.legacy import mixed_precision as legacy_precision
     from slimnorm.legacy import tf1_api as tf1_view
     from slimnorm.legacy.patch import patch_tf_slim
 
@@ -66,6 +88,7 @@ def prepare(tf1_api=False):
     contrib.install()
     if tf1_api:
         tf1_view.install()
+    legacy_precision.apply(mixed_precision)
     return changes
 
 
@@ -75,13 +98,13 @@ def main(argv=None, prog="slimnorm legacy"):
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE.format(prog=prog))
         return 0
-    tf1_api = argv[:1] == [TF1_API_OPTION]
     try:
-        kind, target, script_args = parse(argv[1:] if tf1_api else argv)
+        tf1_api, mixed_precision, argv = parse_options(argv)
+        kind, target, script_args = parse(argv)
     except ValueError as error:
         print("%s: error: %s\n%s" % (prog, error, USAGE.format(prog=prog)), file=sys.stderr)
         return 2
-    prepare(tf1_api)
+    prepare(tf1_api, mixed_precision)
     if kind == "module":
         sys.argv = [target] + script_args
         runpy.run_module(target, run_name="__main__", alter_sys=True)

@@ -63,6 +63,11 @@ class ModelConfig:
     # slim's use_grayscale: TFRecord images are converted to one channel
     # after preprocessing (the in-memory sets are grayscale already).
     use_grayscale: bool = False
+    # 'none', 'bfloat16' or 'float16' (slimnorm.precision): TensorFlow's
+    # mixed-precision rewrite in the Session; variables and checkpoints stay
+    # float32, so it is not a graph field (a run resumes, evaluates and
+    # exports in another precision).
+    mixed_precision: str = 'none'
 
     def check(self):
         """Raises ValueError or TypeError for a field outside what is accepted; returns self."""
@@ -89,6 +94,8 @@ class ModelConfig:
                              'accepted: other keys, these have flags of their own')
         checks.integer(self.image_size, 'image_size', minimum=0)
         checks.integer(self.threads, 'threads', minimum=0)
+        from slimnorm import precision
+        precision.check(self.mixed_precision)
         return self
 
     def _check_input_fields(self):
@@ -165,8 +172,10 @@ class ModelConfig:
 
     def session_config(self):
         import tensorflow as tf
-        return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=self.threads,
-                                        inter_op_parallelism_threads=self.threads)
+
+        from slimnorm import precision
+        return precision.session_config(self.mixed_precision, tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=self.threads, inter_op_parallelism_threads=self.threads))
 
     def graph_fields(self):
         return {name: getattr(self, name) for name in GRAPH_FIELDS}

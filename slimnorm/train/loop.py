@@ -50,6 +50,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from slimnorm import precision
 from slimnorm.train import clones, optimization, saved_run, warm_start
 from slimnorm.train import config as run_config
 from slimnorm.train import inputs as train_inputs
@@ -118,7 +119,9 @@ def build_train_graph(config, images, labels, num_classes, worker_device='',
         # averaging runs with the batch-norm updates, before each step.
         ema = tf1.train.ExponentialMovingAverage(config.moving_average_decay, global_step)
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, ema.apply(tf1.model_variables()))
-    optimizer = optimization.make_optimizer(config, learning_rate)
+    # float16: dynamic loss scaling inside the optimizer (slimnorm.precision).
+    optimizer = precision.loss_scale_optimizer(optimization.make_optimizer(config, learning_rate),
+                                               config.mixed_precision)
     if wrap_optimizer is not None:
         optimizer = wrap_optimizer(optimizer)
     train_op = training.create_train_op(
