@@ -83,7 +83,7 @@ def _plot(record, path):
     os.replace(path + '.tmp.png', path)
 
 
-def main(argv=None, prog='slimnorm-exp-precision-parity'):
+def main(argv=None, prog='slimnorm exp precision-parity'):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--out_dir', default=os.path.join('runs', 'precision_parity'))
     parser.add_argument('--part', choices=('demo', 'inception', 'all'), default='all')
