@@ -34,9 +34,11 @@ def restore_tf_slim(monkeypatch):
 
 def test_options_are_parsed_before_the_script():
     assert runner.parse_options(['--mixed_precision', 'none', 'x.py', '--a']) == (
-        'none', ['x.py', '--a'])
+        False, 'none', ['x.py', '--a'])
     assert runner.parse_options(['x.py', '--mixed_precision', 'bogus']) == (
-        'none', ['x.py', '--mixed_precision', 'bogus'])  # the script's own flag
+        False, 'none', ['x.py', '--mixed_precision', 'bogus'])  # the script's own flag
+    assert runner.parse_options(['--tf1_api', '--mixed_precision=none', 'x.py']) == (
+        True, 'none', ['x.py'])  # the runner's options in any order
     with pytest.raises(ValueError, match="mixed_precision='half'"):
         runner.parse_options(['--mixed_precision=half', 'x.py'])
 
@@ -46,8 +48,8 @@ def test_bad_value_exits_2_with_one_line():
                              'half', 'x.py'], capture_output=True, text=True, env=script_env(),
                             timeout=60, cwd=ROOT)
     assert result.returncode == 2
-    assert result.stderr.splitlines()[0].startswith(
-        "slimnorm.legacy: mixed_precision='half'; accepted: none, bfloat16, float16")
+    assert result.stderr.splitlines()[0].endswith(
+        ": error: mixed_precision='half'; accepted: none, bfloat16, float16")
 
 
 PROBE = """

@@ -301,7 +301,6 @@ def precise_bn_parser(prog='slimnorm precise-bn'):
     add('--num_batches', type=_positive_int, default=200)
     add('--batch_size', type=_positive_int, default=32)
     add('--seed', type=int, default=0)
-    add_mixed_precision_argument(parser, default='none')
     return parser
 
 

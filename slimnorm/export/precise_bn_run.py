@@ -28,8 +28,9 @@ from slimnorm.train import config as run_config
 from slimnorm.train import saved_run
 
 # Flags that must agree with the run (its data and network).
-AGREE_WITH_RUN = ('model', 'dataset', 'normalizer', 'model_kwargs', 'image_size',
-                  'labels_offset', 'preprocessing_name')
+# (The image size is checked on its own: 0 in the run means the data's own size.)
+AGREE_WITH_RUN = ('model', 'dataset', 'normalizer', 'model_kwargs', 'labels_offset',
+                  'preprocessing_name')
 
 
 def run_to_recompute(checkpoint_path, given, split=None):
@@ -44,6 +45,8 @@ def run_to_recompute(checkpoint_path, given, split=None):
         fields = dict(given)
     else:
         saved_run.agree_all(run, given, AGREE_WITH_RUN)
+        run.agree('train_image_size', given.get('image_size'), 'image_size',
+                  run.fields.get('image_size') or run.input_shape[0])
         fields = dict(run.model_config_fields(), **given)
     split = split or (run.fields.get('split') if run else None) or 'train'
     config = run_config.ModelConfig(**fields).check()
