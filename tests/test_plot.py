@@ -35,7 +35,8 @@ def test_reads_the_scalars_tensorboard_reads(run_dir):
     for tag in ('losses/total_loss', 'accuracy/train_batch', 'eval/top1'):
         assert [s for s, _ in scalars[tag]] == [s for s, _ in expected[tag]], tag
         assert [v for _, v in scalars[tag]] == pytest.approx([v for _, v in expected[tag]])
-    assert [step for step, _ in scalars['losses/total_loss']] == [10, 20, 30]
+    # slim's --save_summaries_secs 600: a run this short has the first and the last step.
+    assert [step for step, _ in scalars['losses/total_loss']] == [1, 30]
     assert [step for step, _ in scalars['eval/top1']] == [30]
 
 
@@ -45,7 +46,7 @@ def test_writes_a_png_and_nothing_else(run_dir, tmp_path, capsys):
     height, width = matplotlib.image.imread(output).shape[:2]
     assert (width, height) == (1100, 400)
     assert os.listdir(tmp_path) == ['curves.png']
-    assert f'wrote {output} (steps 10-30, 1 evaluations)' in capsys.readouterr().out
+    assert f'wrote {output} (steps 1-30, 1 evaluations)' in capsys.readouterr().out
 
 
 def test_default_output_is_in_the_run(run_dir):

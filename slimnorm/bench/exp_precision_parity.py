@@ -17,7 +17,6 @@ Writes ``precision_parity.json`` (and ``precision_loss_curve.png``) to
 ``--out_dir`` atomically, after each finished run, so a stopped experiment
 keeps what it measured.
 """
-import argparse
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import time
 
 from slimnorm import precision
 from slimnorm.cli import demo
+from slimnorm.cli.common import ArgumentParser
 
 PRECISIONS = ('none', 'bfloat16')
 STEP_LINE = re.compile(r'^step (\d+)/\d+\s+loss ([0-9.]+)')
@@ -84,7 +84,7 @@ def _plot(record, path):
 
 
 def main(argv=None, prog='slimnorm exp precision-parity'):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--out_dir', default=os.path.join('runs', 'precision_parity'))
     parser.add_argument('--part', choices=('demo', 'inception', 'all'), default='all')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -95,7 +95,10 @@ def main(argv=None, prog='slimnorm exp precision-parity'):
     parser.add_argument('--inception_size', type=int, default=96)
     parser.add_argument('--inception_batch', type=int, default=16)
     args = parser.parse_args(argv)
-    precision.check('bfloat16')
+    try:
+        precision.check('bfloat16')
+    except ValueError as err:
+        parser.error(str(err))
     if not demo.ensure_fashion_mnist():
         print(f'{prog}: Fashion-MNIST is not installed', file=sys.stderr)
         return 1
