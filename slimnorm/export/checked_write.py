@@ -2,10 +2,10 @@
 
 The interface the exporters share: the model's bytes, a function that runs
 a model file on a batch of images, and TensorFlow's outputs on that batch.
-`write_checked` writes the bytes under a temporary name beside the target,
-runs that file, compares, and renames it to the target only when the check
-passes; on any failure the temporary file is removed and the target is left
-as it was (absent, or the previous file).
+`write_checked` writes through `slimnorm.export.verify.write_verified` (a
+temporary name beside the target, run, checked, renamed only when the check
+passes; on any failure the target is left as it was) with one of the checks
+below.
 
 Two checks, one per kind of model:
 - `check_close`: float models; the largest absolute difference of each
@@ -13,8 +13,6 @@ Two checks, one per kind of model:
 - `check_top1`: int8 models; the share of images whose top-1 class agrees
   with the reference's, at least 99 %.
 """
-import os
-import tempfile
 
 import numpy as np
 
@@ -66,12 +64,6 @@ def check_top1(outputs, reference, minimum=MIN_TOP1_AGREEMENT, name='logits'):
     return f'top-1 agreement {100 * agreement:.2f} %'
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def in_batches(run, images, batch_size):
     """`run` (images -> dict of arrays) over `images` in batches of a model's static
     `batch_size` (None: all at once); the last batch is padded, and trimmed after."""
@@ -120,18 +112,10 @@ def write_checked(path, content, run, images, reference, check):
       ExportCheckError: the check failed; nothing is left at `path` that was
         not there before. Any error of `run` propagates the same way.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                                         suffix='.tmp' + suffix, dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as f:
+    from slimnorm.export import verify
+
+    def write(temporary):
+        with open(temporary, 'wb') as f:
             f.write(content)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what open() gives
-        summary = check(run(temporary, images), reference)
-        os.replace(temporary, path)
-        return summary
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    return verify.write_verified(path, write, run, images, reference, check=check)

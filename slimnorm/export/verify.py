@@ -83,11 +83,15 @@ def commit(temp_path, final_path):
     os.replace(temp_path, final_path)
 
 
-def write_verified(final_path, write, run, images, reference, tolerance=DEFAULT_TOLERANCE):
-    """``write(temp)``, :func:`verify` it, then :func:`commit`; returns the error.
+def write_verified(final_path, write, run, images, reference, tolerance=DEFAULT_TOLERANCE,
+                   check=None):
+    """``write(temp)``, check it, then :func:`commit`; returns what the check returns.
 
-    On any failure (writing, loading, running, disagreeing) the temporary is
-    deleted and ``final_path`` is left as it was.
+    The check is :func:`verify` (logits within ``tolerance``), or
+    ``check(run(temp, images), reference)`` when given (which raises, or
+    returns a summary: the TFLite/ONNX writers' checks). On any failure
+    (writing, loading, running, disagreeing) the temporary is deleted and
+    ``final_path`` is left as it was.
     """
     directory = os.path.dirname(os.path.abspath(final_path))
     os.makedirs(directory, exist_ok=True)
@@ -95,12 +99,15 @@ def write_verified(final_path, write, run, images, reference, tolerance=DEFAULT_
     discard(temp)
     try:
         write(temp)
-        error = verify(temp, run, images, reference, tolerance)
+        if check is None:
+            result = verify(temp, run, images, reference, tolerance)
+        else:
+            result = check(run(temp, images), reference)
         commit(temp, final_path)
     except BaseException:
         discard(temp)
         raise
-    return error
+    return result
 
 
 def random_images(shape, count=8, seed=0):
