@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
-EXTRAS := cpu,test,data,plots,tensorboard,docs
+EXTRAS := cpu,test,data,plots,tensorboard,docs,tflite,onnx
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-quick test-gpu docs bench venv clean

@@ -53,7 +53,7 @@ COMMANDS = {
               'slimnorm.cli.train:main'),
     'eval': ('evaluate a checkpoint, once or each new one of a training run',
              'slimnorm.cli.eval:main'),
-    'export': ('export an inference graph: frozen GraphDef, batch norm folded, SavedModel',
+    'export': ('export for inference: frozen GraphDef, SavedModel, TFLite, ONNX (float, int8)',
                'slimnorm.export.cli:export_main'),
     'precise-bn': ("recompute a checkpoint's moving statistics over training batches",
                    'slimnorm.export.cli:precise_bn_main'),
