@@ -16,6 +16,7 @@ random ones) compared with the logits of the checkpoint's graph, then the
 rename.
 """
 import dataclasses
+import os
 
 from slimnorm.export import names
 from slimnorm.train import saved_run
@@ -100,14 +101,25 @@ def build_graph(network, batch_size=None, is_training=False):
 
 
 def verification_images(network, graph, batch_size=None):
-    """(images, what they are): the run's own when it is known and the sizes agree."""
-    from slimnorm.export import verify
+    """(images, what they are): the run's own when it is known and the sizes agree.
+
+    The run's evaluation split as `slimnorm.export.run_data` reads it (the
+    same images TFLite/ONNX exports are checked on); seeded random ones when
+    the data cannot be read here (not installed, moved).
+    """
+    from slimnorm.data import datasets
+    from slimnorm.export import run_data, verify
     shape = tuple(graph.get_tensor_by_name(names.INPUT_NAME + ':0').shape.as_list()[1:])
     count = batch_size or BATCH
     if network.run is not None and shape == tuple(network.run.input_shape):
-        images = saved_run.sample_images(network.run, count)
+        try:
+            config = run_data.model_config(os.path.dirname(network.run.path))
+            split = run_data.eval_split(config)
+            images = run_data.images(config, split, count, (None,) + shape)
+        except (datasets.DatasetUnavailableError, ValueError, OSError):
+            images = None
         if images is not None and len(images) == count:
-            return images, f'{count} {network.run.dataset} images'
+            return images, f'{count} {network.run.dataset} images of split {split!r}'
     return verify.random_images(shape, count), f'{count} random images'
 
 

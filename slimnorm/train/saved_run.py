@@ -19,7 +19,7 @@ before TensorFlow loads.
 import dataclasses
 import os
 
-from slimnorm.choices import DATASETS, DEFAULT_PREPROCESSING, TFRECORD
+from slimnorm.choices import DATASETS
 from slimnorm.train import config as run_config
 
 # (height, width, channels) of the fixed in-memory sets (slimnorm.data.datasets)
@@ -220,39 +220,3 @@ def check_variables(variables, checkpoint,
     if missing:
         raise ValueError(f'variable {missing[0]} {variables[missing[0]]} of the graph is not in '
                          f'checkpoint {checkpoint!r}{tail}; accepted: {accepted}')
-
-
-def sample_images(run, count):
-    """Up to ``count`` images of the run's own evaluation data at its input shape, or None.
-
-    None when the data cannot be read here (not installed, moved): the
-    caller falls back to other inputs. TensorFlow loads.
-    """
-    import numpy as np
-    import tensorflow as tf
-    if run.dataset in DATASETS:
-        from slimnorm.data import datasets
-        try:
-            data = run.load_data()
-        except (datasets.DatasetUnavailableError, ValueError, OSError):
-            return None
-        images = data.test_images[:count]
-        height, width, _ = run.input_shape
-        if images.shape[1:3] != (height, width):
-            images = tf.image.resize(images, [height, width]).numpy()
-        return np.asarray(images, np.float32)
-    if run.dataset != TFRECORD:
-        return None
-    from slimnorm.data import tfrecord
-    preprocessing = run.fields.get('preprocessing_name') or DEFAULT_PREPROCESSING[run.model]
-    for split in ('validation', 'test', run.fields.get('split') or 'train'):
-        try:
-            info = tfrecord.find_dataset(run.fields.get('data_dir'), split,
-                                         labels_offset=run.labels_offset)
-        except (ValueError, OSError):
-            continue
-        batches = tfrecord.read_batches(info, count, run.input_shape[0],
-                                        preprocessing_name=preprocessing, is_training=False)
-        for images, _ in batches.take(1):
-            return images.numpy().astype(np.float32)
-    return None
