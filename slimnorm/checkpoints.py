@@ -25,6 +25,11 @@ def check_path(path, arg='checkpoint_path'):
     return path
 
 
+def directory(path):
+    """The training directory of ``path``: itself, or the directory of a checkpoint prefix."""
+    return path if os.path.isdir(path) else os.path.dirname(path) or '.'
+
+
 def resolve(path, arg='checkpoint_path'):
     """The checkpoint prefix of `path`: the prefix itself, or a directory's latest."""
     check_path(path, arg)

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 
+from slimnorm import checkpoints
 from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
 
 DEFAULT_OUTPUT_DIR = os.path.join('runs', 'bench', 'deploy')
@@ -177,7 +178,7 @@ def accuracy(args):
     graph = freeze.build_inference_graph(
         config.model, data.num_classes, image_size=size, num_channels=data.image_shape[2],
         normalizer=config.normalizer_name, **config.model_kwargs)
-    directory = run_data.run_directory(args.checkpoint_path)
+    directory = checkpoints.directory(args.checkpoint_path)
     checkpoint = (tf.train.latest_checkpoint(directory) if os.path.isdir(args.checkpoint_path)
                   else args.checkpoint_path)
     graph_def = freeze.restore_and_freeze(graph, checkpoint)

@@ -87,7 +87,7 @@ def _quantize(flag, saved):
 def run(args):
     """Evaluates with the parsed flags; returns the exit code."""
     path = args.checkpoint_path
-    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    directory = checkpoints.directory(path)
     if args.watch:
         if not os.path.isdir(path):
             raise ValueError(f'checkpoint_path={path!r} with --watch; accepted: the '

@@ -62,18 +62,16 @@ def check_args(parser, args):
 
 def _images(args, input_shape, parser):
     """(check images, representative images or None, where they came from)."""
-    import numpy as np
-
-    from slimnorm.export import run_data
+    from slimnorm import checkpoints
+    from slimnorm.export import run_data, verify
     config = run_data.model_config(args.checkpoint_path)
     if config is None:
         if args.representative_dataset is not None:
             parser.error('--representative_dataset %s: no run_config.json in %s to say '
                          "which data the run trained on; accepted: a checkpoint of a "
                          'slimnorm train run' % (args.representative_dataset,
-                                                 run_data.run_directory(args.checkpoint_path)))
-        shape = (RANDOM_CHECK_EXAMPLES,) + tuple(input_shape[1:])
-        images = np.random.RandomState(0).rand(*shape).astype(np.float32)
+                                                 checkpoints.directory(args.checkpoint_path)))
+        images = verify.random_images(tuple(input_shape[1:]), RANDOM_CHECK_EXAMPLES)
         return images, None, '%d uniform random images (no run_config.json)' % len(images)
     split = run_data.eval_split(config)
     try:

@@ -7,7 +7,6 @@ by the `run_config.json` that training wrote beside the checkpoint
 images in [0, 1]; TFRecords: the run's eval preprocessing), resized to the
 exported input's height and width as the network's graph resizes them.
 """
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -20,20 +19,13 @@ tf1 = tf.compat.v1
 SAMPLE_SEED = 0
 
 
-def run_directory(checkpoint_path):
-    """The directory of a checkpoint prefix or of a training directory."""
-    return checkpoint_path if os.path.isdir(checkpoint_path) else os.path.dirname(
-        checkpoint_path)
-
-
 def model_config(checkpoint_path):
     """The run's ModelConfig (graph and input fields of run_config.json), or None."""
-    saved = run_config.read_run_config(run_directory(checkpoint_path))
-    if saved is None:
+    from slimnorm.train import saved_run
+    run = saved_run.find(checkpoint_path)
+    if run is None:
         return None
-    fields = {name: saved[name] for name in run_config.GRAPH_FIELDS + run_config.INPUT_FIELDS
-              if name in saved}
-    return run_config.ModelConfig(**fields).check()
+    return run_config.ModelConfig(**run.model_config_fields()).check()
 
 
 def eval_split(config):

@@ -19,6 +19,7 @@ before TensorFlow loads.
 import dataclasses
 import os
 
+from slimnorm import checkpoints
 from slimnorm.choices import DATASETS
 from slimnorm.train import config as run_config
 
@@ -132,8 +133,7 @@ def find(checkpoint_path):
     """The SavedRun of a checkpoint (a directory or a prefix), or None."""
     if not checkpoint_path:
         return None
-    directory = (checkpoint_path if os.path.isdir(checkpoint_path)
-                 else os.path.dirname(checkpoint_path) or '.')
+    directory = checkpoints.directory(checkpoint_path)
     fields = run_config.read_run_config(directory)
     if fields is None:
         return None
