@@ -32,6 +32,39 @@ def test_latency_rows_for_every_format(tmp_path, capsys):
         assert rows[(fmt, 1)]['size_bytes'] < rows[('tf_float32', 1)]['size_bytes'] / 3
     assert rows[('tf_float32', 2)]['speedup_vs_tf_float32'] == 1.0
     assert result['cpu']['model'] and result['cpu']['cores'] >= 1
+    assert 'Where the bytes go:' in out and '| tflite_int8 | ' in out
+
+
+def _kernels(model_name, num_classes, image_size, num_channels):
+    """(parameters, output channels) of the network's kernels, from its TF variables."""
+    from slimnorm.export import freeze
+    graph = freeze.build_inference_graph(model_name, num_classes, image_size=image_size,
+                                         num_channels=num_channels)
+    with graph.as_default():
+        shapes = [v.shape.as_list() for v in tf.compat.v1.global_variables()
+                  if v.shape.ndims >= 2]
+    return sum(int(np.prod(s)) for s in shapes), sum(s[-1] for s in shapes)
+
+
+def test_model_size_composition_counts_the_kernels():
+    from slimnorm.bench import model_size
+    graph_def, _, calibration = deploy.random_frozen_graph('small_convnet', 10, 16, 1, 4)
+    models = deploy.convert_all(graph_def, calibration)
+    sizes = {name: model_size.composition(name, data) for name, data in models.items()}
+    parameters, channels = _kernels('small_convnet', 10, 16, 1)
+    for name, parts in sizes.items():
+        assert parts['file'] == len(models[name])
+        assert min(parts.values()) >= 0, (name, parts)
+        assert parts['weights'] == (parameters if name.endswith('int8') else 4 * parameters)
+    # Per output channel an int8 TFLite model keeps the weights' and the bias's scale
+    # (4 bytes) and zero point (8 bytes), and a 4-byte int32 bias.
+    assert sizes['tflite_int8']['quantization'] >= 2 * 12 * channels
+    assert sizes['tflite_int8']['vectors'] <= 4 * channels
+    assert sizes['onnx_int8']['quantization'] > 0 == sizes['onnx_float32']['quantization']
+    table = model_size.table(sizes)
+    assert '| tflite_int8 |' in table and '| 4.00x |' in table
+    with pytest.raises(ValueError, match="fmt='caffe'"):
+        model_size.composition('caffe', b'')
 
 
 def test_accuracy_of_a_digits_run(tmp_path):
@@ -57,3 +90,19 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert deploy.main(['accuracy', '--checkpoint_path', str(tmp_path),
                         '--output_dir', str(tmp_path / 'out')]) == 2
     assert 'has no run_config.json' in capsys.readouterr().err
+
+
+def test_random_network_int8_tracks_tf():
+    # With the initial moving statistics (0 and 1) a random MobileNet v1's logits are
+    # about 1e-12 and its int8 TFLite model returns zeros (relative error 1): the bench
+    # calibrates them, so that its int8 error column means something. A random network
+    # amplifies each layer's rounding (relative error 0.2-0.5), so the check is that the
+    # int8 logits follow TF's.
+    from slimnorm.export import freeze, tflite
+    graph_def, shape, calibration = deploy.random_frozen_graph('mobilenet_v1', 10, 64, 3)
+    images = np.random.RandomState(7).uniform(-1, 1, [4] + shape[1:]).astype(np.float32)
+    reference = freeze.run_graph_def(graph_def, images)[0]
+    assert np.std(reference) > 1e-2
+    int8 = tflite.run(tflite.convert(graph_def, int8=True, representative=calibration),
+                      images)['logits']
+    assert np.corrcoef(int8.ravel(), reference.ravel())[0, 1] > 0.8

@@ -4,13 +4,15 @@
     slimnorm bench deploy accuracy --checkpoint_path runs/digits
 
 `latency`: the network of --model_name with random weights (latency does
-not depend on them), frozen, converted to TFLite float and full-integer int8
+not depend on them) and its batch-norm statistics measured on the random
+calibration images, frozen, converted to TFLite float and full-integer int8
 (post-training, calibrated on random images; run by ai-edge-litert with its
 default XNNPACK delegate) and to ONNX float and int8 (ONNX Runtime's static
 QDQ quantization), then timed in one process against the float32 TF frozen
 graph: every round runs each model once, round-robin, and the speed-ups are
 medians of per-round ratios (`slimnorm.bench.harness`). Model sizes are the
-serialized bytes. All runtimes get --threads threads.
+serialized bytes, split into weights, vectors, quantization parameters and
+the rest by `slimnorm.bench.model_size`. All runtimes get --threads threads.
 
 `accuracy`: a trained run (a checkpoint with run_config.json) exported float
 and int8 (post-training, 200 train images) to TFLite and ONNX; top-1 on
@@ -58,20 +60,42 @@ def cpu_info():
             'cores': os.cpu_count()}
 
 
-def _random_frozen_graph(model_name, num_classes, image_size, num_channels, seed=0):
+def random_frozen_graph(model_name, num_classes, image_size, num_channels,
+                        calibration_images=CALIBRATION_IMAGES, seed=0):
+    """(frozen GraphDef, input shape, calibration images) of the network with random weights.
+
+    The calibration images are uniform in [-1, 1] (`seed`); the batch norms'
+    moving statistics are theirs
+    (precise BN, `slimnorm.export.precise_bn`), not the initial 0 and 1: with
+    those, a deep network's activations shrink layer by layer (MobileNet v1's
+    logits come out near 1e-12), which an int8 model rounds to zero, so its
+    error against TF would say nothing. Calibrated, every layer's output has
+    about unit scale, as in a trained network.
+    """
+    import tempfile
+
+    import numpy as np
     import tensorflow as tf
 
-    from slimnorm.export import freeze
+    from slimnorm.export import freeze, precise_bn
     graph = freeze.build_inference_graph(model_name, num_classes, image_size=image_size,
                                          num_channels=num_channels)
+    shape = graph.get_tensor_by_name('input:0').shape.as_list()
+    calibration = np.random.RandomState(seed).uniform(
+        -1, 1, [calibration_images] + shape[1:]).astype(np.float32)
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         init = tf.compat.v1.global_variables_initializer()
-    with tf.compat.v1.Session(graph=graph) as sess:
-        sess.run(init)
-        graph_def = freeze.freeze_session(sess)
-    shape = graph.get_tensor_by_name('input:0').shape.as_list()
-    return graph_def, shape
+        saver = tf.compat.v1.train.Saver()
+    with tempfile.TemporaryDirectory(prefix='slimnorm-bench-') as directory:
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(init)
+            random = saver.save(sess, os.path.join(directory, 'random'))
+        calibrated, _ = precise_bn.precise_bn_checkpoint(
+            lambda images: freeze.build_network(images, model_name, num_classes,
+                                                is_training=True),
+            shape[1:], random, os.path.join(directory, 'calibrated'), [calibration])
+        return freeze.restore_and_freeze(graph, calibrated), shape, calibration
 
 
 def convert_all(graph_def, calibration):
@@ -114,12 +138,11 @@ def runners(models, batch_size, threads):
 def latency(args):
     import numpy as np
 
-    from slimnorm.bench import harness
+    from slimnorm.bench import harness, model_size
     from slimnorm.export import checked_write
-    graph_def, shape = _random_frozen_graph(args.model_name, args.num_classes,
-                                            args.image_size, args.num_channels)
-    rng = np.random.RandomState(0)
-    calibration = rng.uniform(-1, 1, [CALIBRATION_IMAGES] + shape[1:]).astype(np.float32)
+    graph_def, shape, calibration = random_frozen_graph(
+        args.model_name, args.num_classes, args.image_size, args.num_channels)
+    rng = np.random.RandomState(1)
     models = convert_all(graph_def, calibration)
     rows = []
     for batch_size in args.batch_sizes:
@@ -142,8 +165,9 @@ def latency(args):
                          'size_bytes': len(models[name]),
                          'size_ratio_vs_tf_float32': len(models['tf_float32']) / len(models[name]),
                          'relative_error_vs_tf': errors[name]})
+    sizes = {name: model_size.composition(name, models[name]) for name in FORMATS}
     return {'mode': 'latency', 'model_name': args.model_name, 'input_shape': shape,
-            'threads': args.threads, 'rounds': args.rounds, 'rows': rows}
+            'threads': args.threads, 'rounds': args.rounds, 'rows': rows, 'sizes': sizes}
 
 
 def latency_table(result):
@@ -155,7 +179,8 @@ def latency_table(result):
             row['format'], row['batch'], row['median_ms'], row['iqr_ms'],
             row['speedup_vs_tf_float32'], row['speedup_of_medians'], row['size_bytes'] / 1e6,
             row['size_ratio_vs_tf_float32'], row['relative_error_vs_tf']))
-    return '\n'.join(lines)
+    from slimnorm.bench import model_size
+    return '\n'.join(lines) + '\n\nWhere the bytes go:\n\n' + model_size.table(result['sizes'])
 
 
 def _top1(logits, labels):
