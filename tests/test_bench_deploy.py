@@ -1,5 +1,6 @@
 """slimnorm.bench.deploy: its tables hold what the runtimes give, checked independently."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -106,3 +107,33 @@ def test_random_network_int8_tracks_tf():
     int8 = tflite.run(tflite.convert(graph_def, int8=True, representative=calibration),
                       images)['logits']
     assert np.corrcoef(int8.ravel(), reference.ravel())[0, 1] > 0.8
+
+
+_THREADS_CHILD = '''
+import os
+from slimnorm.bench import deploy
+deploy.per_session_thread_pools()
+import tensorflow as tf
+graph = tf.Graph()
+with graph.as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [None, 2], name='input')
+    tf.identity(images * 2.0, name='logits')
+first = tf.compat.v1.Session(graph=graph)  # TensorFlow's default pool: every core
+first.run('logits:0', {'input:0': [[1.0, 2.0]]})
+before = len(os.listdir('/proc/self/task'))
+run, sess = deploy.tensorflow_runner(graph.as_graph_def().SerializeToString(), 6)
+assert run([[1.0, 2.0]]).tolist() == [[2.0, 4.0]]
+print(len(os.listdir('/proc/self/task')) - before)
+'''
+
+
+def test_tensorflow_gets_the_threads_it_is_given():
+    # Without a pool per Session, the first Session's pool (every core) would run the
+    # float32 baseline whatever --threads says, and no thread would be added here.
+    import subprocess
+    import sys
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    env.pop('TF_OVERRIDE_GLOBAL_THREADPOOL', None)
+    out = subprocess.run([sys.executable, '-c', _THREADS_CHILD], capture_output=True,
+                         text=True, timeout=120, env=env, check=True).stdout
+    assert int(out.split()[-1]) >= 6

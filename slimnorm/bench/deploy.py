@@ -12,7 +12,8 @@ QDQ quantization), then timed in one process against the float32 TF frozen
 graph: every round runs each model once, round-robin, and the speed-ups are
 medians of per-round ratios (`slimnorm.bench.harness`). Model sizes are the
 serialized bytes, split into weights, vectors, quantization parameters and
-the rest by `slimnorm.bench.model_size`. All runtimes get --threads threads.
+the rest by `slimnorm.bench.model_size`. All runtimes get --threads threads,
+TensorFlow included (`per_session_thread_pools`).
 
 `accuracy`: a trained run (a checkpoint with run_config.json) exported float
 and int8 (post-training, 200 train images) to TFLite and ONNX; top-1 on
@@ -111,20 +112,38 @@ def convert_all(graph_def, calibration):
     }
 
 
-def runners(models, batch_size, threads):
-    """{format: function(images) -> logits} with each runtime prepared for `batch_size`."""
-    import tensorflow as tf
+def per_session_thread_pools():
+    """Makes each TensorFlow Session run on the intra-op threads its config asks for.
 
-    from slimnorm.export import onnx, tflite
+    TensorFlow's Sessions share one process-wide intra-op pool, sized by the
+    first Session of the process: `intra_op_parallelism_threads` of any later
+    Session is ignored. Here the first Sessions are the ones that initialize
+    and freeze the network, with TensorFlow's default (every core), so the
+    float32 baseline would run on every core while TFLite and ONNX Runtime
+    got --threads. TF_OVERRIDE_GLOBAL_THREADPOOL=1, read when TensorFlow
+    creates its first CPU device, gives every Session a pool of its own.
+    """
+    os.environ['TF_OVERRIDE_GLOBAL_THREADPOOL'] = '1'
+
+
+def tensorflow_runner(graph_def_bytes, threads):
+    """(function(images) -> logits, its Session) of a frozen graph on `threads` threads."""
+    import tensorflow as tf
     graph = tf.Graph()
     with graph.as_default():
         graph_def = tf.compat.v1.GraphDef()
-        graph_def.ParseFromString(models['tf_float32'])
+        graph_def.ParseFromString(graph_def_bytes)
         tf.compat.v1.import_graph_def(graph_def, name='')
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                       inter_op_parallelism_threads=1)
     sess = tf.compat.v1.Session(graph=graph, config=config)
-    tf_run = sess.make_callable('logits:0', ['input:0'])
+    return sess.make_callable('logits:0', ['input:0']), sess
+
+
+def runners(models, batch_size, threads):
+    """{format: function(images) -> logits} with each runtime prepared for `batch_size`."""
+    from slimnorm.export import onnx, tflite
+    tf_run, sess = tensorflow_runner(models['tf_float32'], threads)
     result = {'tf_float32': tf_run}
     for name in ('tflite_float32', 'tflite_int8'):
         interp = tflite.prepare(tflite.interpreter(models[name], threads), batch_size)
@@ -300,6 +319,7 @@ def parser(prog):
 
 def main(argv=None, prog='slimnorm bench deploy'):
     args = parser(prog).parse_args(argv)
+    per_session_thread_pools()
     from slimnorm.export import formats
     for fmt in ('tflite', 'onnx'):
         line = formats.missing_extra(fmt)
