@@ -31,10 +31,10 @@ test: venv
 	$(PY) -m pytest -q tests
 
 # Lint, the site, and the unit tests of the layers, the command and the data code:
-# 260 tests: 37 s on the 2-core machine with the kernels compiled (3.6 min under load, compile included).
+# 261 tests: 37 s on the 2-core machine with the kernels compiled (3.6 min under load, compile included).
 QUICK_TESTS := cli_main package batch_norm_errors batch_norm_semantics moving_averages \
 	training layer_norm instance_norm datasets tfrecord convert slim_flags nets_factory \
-	preprocessing plot
+	preprocessing plot docs_results
 test-quick: venv
 	$(PY) -m ruff check .
 	$(MKDOCS)
