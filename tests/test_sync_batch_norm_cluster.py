@@ -22,6 +22,7 @@ import tensorflow as tf
 from test_cluster import TaskLogs
 from test_sync_batch_norm_training import _step
 
+from slimnorm import precision
 from slimnorm.train import inputs
 from slimnorm.train.config import EvalConfig, TrainConfig
 from slimnorm.train.local_cluster import LocalCluster
@@ -134,3 +135,42 @@ def test_a_workers_only_cluster_needs_sync_batch_norm():
     assert TrainConfig(sync_batch_norm=True, **fields).check()
     with pytest.raises(ValueError, match='at least one ps'):
         TrainConfig(**fields).check()
+
+
+@pytest.mark.skipif(precision.unavailable_reason('bfloat16') is not None,
+                    reason=f"bfloat16: {precision.unavailable_reason('bfloat16')}")
+def test_a_bfloat16_cluster_step_synchronizes_and_keeps_float32_variables(tmp_path):
+    # The same two-worker step as above under --mixed_precision bfloat16: the moving
+    # statistics are the synchronized ones (within bfloat16 rounding of the one-device
+    # float32 step on both workers' batches, far from worker 0's batch alone), and the
+    # checkpoint stays float32.
+    train_dir = str(tmp_path)
+    config = TrainConfig(batch_size=8, max_steps=2, save_every_steps=1, max_to_keep=5,
+                         lr_schedule='fixed')
+    args = ['--batch_size', 8, '--max_steps', 2, '--save_every_steps', 1,
+            '--learning_rate_decay_type', 'fixed', '--cluster_timeout_secs', 60,
+            '--mixed_precision', 'bfloat16']
+    logs = TaskLogs()
+    _run(train_dir, args, logs)
+    assert 'Traceback' not in logs.dump(), logs.dump()
+    final = os.path.join(train_dir, 'model.ckpt-2')
+    for worker in ('worker 0', 'worker 1'):
+        assert logs.matching(worker, rf'^Done: step 2, checkpoint {re.escape(final)}$'), (
+            logs.dump())
+    cluster = _checkpoint_values(final)
+    assert {name: value.dtype for name, value in cluster.items()
+            if name != 'global_step'} == {name: np.float32 for name in cluster
+                                          if name != 'global_step'}
+    start = _checkpoint_values(os.path.join(train_dir, 'model.ckpt-1'))
+    (x0, y0), (x1, y1) = _worker_batches(config, step=1)
+    _, whole = _step(config, np.concatenate([x0, x1]), np.concatenate([y0, y1]), start)
+    _, alone = _step(config, x0, y0, start)
+    moving = [n for n in whole if n.endswith('moving_variance')]
+    assert len(moving) >= 2
+    nears = []
+    for name in moving:
+        nears.append(np.abs(cluster[name] - whole[name]).max())
+        far = np.abs(alone[name] - whole[name]).max()
+        assert nears[-1] < 0.25 * far, (name, nears[-1], far)
+    # The rewrite ran on the workers: a float32 cluster lands within 6e-8 (measured).
+    assert max(nears) > 1e-6, nears
