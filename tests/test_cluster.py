@@ -15,6 +15,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from slimnorm import precision
 from slimnorm.train import cluster
 from slimnorm.train.config import EvalConfig, TrainConfig
 from slimnorm.train.local_cluster import LocalCluster, free_ports
@@ -115,13 +116,22 @@ def test_async_cluster_matches_one_process_accuracy_and_a_killed_chief_resumes(t
     _check_result(train_dir, logs)
 
 
-def test_a_sync_cluster_ends_cleanly_and_every_worker_reports_the_final_checkpoint(tmp_path):
+_NO_BF16 = precision.unavailable_reason('bfloat16')
+
+
+@pytest.mark.parametrize('mixed_precision', [
+    'none', pytest.param('bfloat16', marks=pytest.mark.skipif(
+        _NO_BF16 is not None, reason=f'bfloat16: {_NO_BF16}'))])
+def test_a_sync_cluster_ends_cleanly_and_every_worker_reports_the_final_checkpoint(
+        tmp_path, mixed_precision):
     """No traceback in any task's output (the chief's queue runner used to end with a
-    CancelledError traceback), and every worker names the chief's last checkpoint."""
+    CancelledError traceback), and every worker names the chief's last checkpoint;
+    under bfloat16 too, whose checkpoint stays float32."""
     train_dir = str(tmp_path)
     logs = TaskLogs()
     args = ['--train_dir', train_dir, '--max_number_of_steps', 20, '--batch_size', 16,
-            '--log_every_n_steps', 10, '--cluster_timeout_secs', 90, '--sync_replicas']
+            '--log_every_n_steps', 10, '--cluster_timeout_secs', 90, '--sync_replicas',
+            '--mixed_precision', mixed_precision]
     with LocalCluster(1, 2, args, log=logs, env=script_env()) as local:
         local.start()
         codes = local.wait(CLUSTER_SECS)
@@ -133,6 +143,9 @@ def test_a_sync_cluster_ends_cleanly_and_every_worker_reports_the_final_checkpoi
         assert logs.matching(worker, rf'^Done: step 20, checkpoint {re.escape(final)}$'), (
             logs.dump())
     assert logs.matching('ps 0', '^Done: ps task 0$'), logs.dump()
+    reader = tf.train.load_checkpoint(final)
+    dtypes = reader.get_variable_to_dtype_map()
+    assert {dtypes[name] for name in dtypes if name != 'global_step'} == {tf.float32}
 
 
 def test_a_worker_without_its_ps_fails_with_a_clear_message_in_bounded_time():
