@@ -32,7 +32,7 @@ import os
 import sys
 
 from slimnorm import checkpoints
-from slimnorm.cli.common import ArgumentParser, quiet_tensorflow
+from slimnorm.cli.common import ArgumentParser, float_at_least, int_at_least, quiet_tensorflow
 
 DEFAULT_OUTPUT_DIR = os.path.join('runs', 'bench', 'deploy')
 CPU_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile',
@@ -299,14 +299,14 @@ def parser(prog):
     lat = modes.add_parser('latency', help='TFLite / ONNX Runtime latency and size vs TF float32',
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     lat.add_argument('--model_name', default='inception_v2', choices=MODELS)
-    lat.add_argument('--num_classes', type=int, default=1001)
-    lat.add_argument('--image_size', type=int, default=None,
+    lat.add_argument('--num_classes', type=int_at_least(1), default=1001)
+    lat.add_argument('--image_size', type=int_at_least(1), default=None,
                      help="default: the network's default size")
-    lat.add_argument('--num_channels', type=int, default=3)
+    lat.add_argument('--num_channels', type=int_at_least(1), default=3)
     lat.add_argument('--batch_sizes', type=_batch_sizes, default=[1, 8])
-    lat.add_argument('--threads', type=int, default=os.cpu_count() or 1)
-    lat.add_argument('--rounds', type=int, default=7)
-    lat.add_argument('--min_sample_s', type=float, default=0.2,
+    lat.add_argument('--threads', type=int_at_least(1), default=os.cpu_count() or 1)
+    lat.add_argument('--rounds', type=int_at_least(1), default=7)
+    lat.add_argument('--min_sample_s', type=float_at_least(0), default=0.2,
                      help='calls per sample so that one lasts about this long')
     acc = modes.add_parser('accuracy', help='top-1 of float and int8 exports of a trained run',
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -36,6 +36,7 @@ import tf_slim as slim
 import slimnorm
 from nets import nets_factory
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.common import ArgumentParser, float_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
@@ -298,10 +299,10 @@ def plot(path, record):
 
 
 def main(argv=None, prog=None):
-    parser = exp_common.add_common_flags(argparse.ArgumentParser(
+    parser = exp_common.add_common_flags(ArgumentParser(
         prog=prog, description=__doc__.split('\n')[0], formatter_class=DefaultsFormatter),
         'bn-speedup')
-    parser.add_argument('--gaussian_stddev', type=float, default=0.1,
+    parser.add_argument('--gaussian_stddev', type=float_at_least(0), default=0.1,
                         help="stddev of the MLP's 'small random Gaussian' initial weights")
     parser.add_argument('--plot_only', action='store_true',
                         help='redraw the PNG from the JSON in --out_dir, without training')

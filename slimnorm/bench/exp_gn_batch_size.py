@@ -45,6 +45,7 @@ import tf_slim as slim
 
 from nets import nets_factory, small_convnet
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
@@ -274,12 +275,12 @@ def output_stem(args):
 
 def parse_args(argv=None, prog=None):
     parser = exp_common.add_common_flags(
-        argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                formatter_class=DefaultsFormatter), 'gn-batch-size')
+        ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                       formatter_class=DefaultsFormatter), 'gn-batch-size')
     parser.add_argument('--model', choices=sorted(MODEL_DEFAULTS), default='small_convnet')
-    parser.add_argument('--image_size', type=int, default=None,
+    parser.add_argument('--image_size', type=int_at_least(1), default=None,
                         help='square input size (default: 14 small_convnet, 64 inception_v2)')
-    parser.add_argument('--examples', type=int, default=None,
+    parser.add_argument('--examples', type=int_at_least(1), default=None,
                         help='training examples seen by every run (same for all batch sizes)')
     parser.add_argument('--base_lr', type=float, default=None,
                         help='learning rate at batch 32; batch b uses base_lr * b / 32')
@@ -293,9 +294,9 @@ def parse_args(argv=None, prog=None):
     parser.add_argument('--plot_only', action='store_true',
                         help='redraw the PNG from the JSON in --out_dir, without training')
     parser.add_argument('--normalizers', nargs='+', choices=NORMALIZERS, default=NORMALIZERS)
-    parser.add_argument('--batch_sizes', nargs='+', type=int, default=None,
+    parser.add_argument('--batch_sizes', nargs='+', type=int_at_least(1), default=None,
                         help='default: %s' % ' '.join(map(str, BATCH_SIZES)))
-    parser.add_argument('--groups', nargs='*', type=int, default=None,
+    parser.add_argument('--groups', nargs='*', type=int_at_least(1), default=None,
                         help='group counts of the ablation at batch 32 (given empty: skip it; '
                              'default: %s)' % ' '.join(map(str, ABLATION_GROUPS)))
     args = exp_common.parse(parser, argv)

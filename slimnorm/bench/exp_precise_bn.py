@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import slimnorm
 from nets import nets_factory
+from slimnorm.cli.common import ArgumentParser
 from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.data import datasets
 from slimnorm.export import precise_bn
@@ -144,9 +145,8 @@ def plot(results, path):
 
 
 def main(argv=None, prog=None):
-    import argparse
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                     formatter_class=DefaultsFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                            formatter_class=DefaultsFormatter)
     parser.add_argument('--out_dir', default=os.path.join('runs', 'exp-precise-bn'),
                         help='where exp_precise_bn.json and .png go')
     parser.add_argument('--quick', action='store_true',

@@ -25,7 +25,7 @@ import time
 
 from slimnorm import precision
 from slimnorm.cli import demo
-from slimnorm.cli.common import ArgumentParser
+from slimnorm.cli.common import ArgumentParser, int_at_least
 
 PRECISIONS = ('none', 'bfloat16')
 STEP_LINE = re.compile(r'^step (\d+)/\d+\s+loss ([0-9.]+)')
@@ -87,13 +87,13 @@ def main(argv=None, prog='slimnorm exp precision-parity'):
     parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--out_dir', default=os.path.join('runs', 'precision_parity'))
     parser.add_argument('--part', choices=('demo', 'inception', 'all'), default='all')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int_at_least(0), nargs='+', default=[0, 1, 2])
     parser.add_argument('--normalizers', nargs='+', default=['batch', 'group'])
-    parser.add_argument('--max_steps', type=int, default=None,
+    parser.add_argument('--max_steps', type=int_at_least(1), default=None,
                         help="override the demo recipe's 1,400 steps")
-    parser.add_argument('--inception_steps', type=int, default=300)
-    parser.add_argument('--inception_size', type=int, default=96)
-    parser.add_argument('--inception_batch', type=int, default=16)
+    parser.add_argument('--inception_steps', type=int_at_least(1), default=300)
+    parser.add_argument('--inception_size', type=int_at_least(1), default=96)
+    parser.add_argument('--inception_batch', type=int_at_least(1), default=16)
     args = parser.parse_args(argv)
     try:
         precision.check('bfloat16')

@@ -11,12 +11,12 @@ Reports test accuracy (moving statistics, eval mode) per seed and the mean;
 writes JSON, a markdown table and a PNG of accuracy over steps.
 """
 
-import argparse
 import json
 import os
 
 import numpy as np
 
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 CASES = ("batch_norm", "renorm_fixed", "renorm_warmup")
@@ -76,10 +76,10 @@ def run(case, seed, steps, data, batch_size=64, eval_every=25):
 
 
 def main(argv=None, prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                     formatter_class=DefaultsFormatter)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                            formatter_class=DefaultsFormatter)
+    parser.add_argument("--steps", type=int_at_least(1), default=300)
+    parser.add_argument("--seeds", type=int_at_least(1), default=3)
     parser.add_argument("--out", default=os.path.join("runs", "exp-renorm-warmup", "renorm_warmup"),
                         help="path prefix of the .json, .md and .png written")
     args = parser.parse_args(argv)

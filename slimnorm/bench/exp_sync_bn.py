@@ -26,7 +26,6 @@ Writes exp_sync_bn.{json,md,png} into --out_dir and prints the table.
     slimnorm exp sync-bn
     slimnorm exp sync-bn --quick --out_dir /tmp/exp
 """
-import argparse
 import time
 
 import numpy as np
@@ -36,6 +35,7 @@ import slimnorm
 from nets import nets_factory
 from slimnorm.bench import exp_gn_batch_size as gn_table
 from slimnorm.bench import experiments as exp_common
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
@@ -168,11 +168,11 @@ def plot(path, record):
 
 def parse_args(argv=None, prog=None):
     parser = exp_common.add_common_flags(
-        argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                formatter_class=DefaultsFormatter), 'sync-bn')
+        ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                       formatter_class=DefaultsFormatter), 'sync-bn')
     parser.add_argument('--settings', nargs='+', choices=tuple(SETTINGS),
                         default=tuple(SETTINGS))
-    parser.add_argument('--examples', type=int, default=None,
+    parser.add_argument('--examples', type=int_at_least(1), default=None,
                         help='training examples seen by every run (default: as the GN table)')
     parser.add_argument('--plot_only', action='store_true',
                         help='redraw the PNG from the JSON in --out_dir, without training')

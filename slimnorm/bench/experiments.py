@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 import tensorflow as tf
 
+from slimnorm.cli.common import int_at_least
 from slimnorm.data import datasets
 from slimnorm.train import train_op as training
 
@@ -45,11 +46,11 @@ def add_common_flags(parser, name):
                              'default: Fashion-MNIST from its Debian package')
     parser.add_argument('--out_dir', default=os.path.join('runs', 'exp-' + name),
                         help='where the JSON, the markdown table and the PNG go')
-    parser.add_argument('--seeds', type=int, default=None,
+    parser.add_argument('--seeds', type=int_at_least(1), default=None,
                         help='number of seeds per configuration (default: 3, quick: 1)')
-    parser.add_argument('--workers', type=int, default=2,
+    parser.add_argument('--workers', type=int_at_least(1), default=2,
                         help='processes running configurations in parallel')
-    parser.add_argument('--threads', type=int, default=1,
+    parser.add_argument('--threads', type=int_at_least(0), default=1,
                         help='intra-op threads of each process')
     return parser
 

@@ -25,6 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.export import fold, freeze
 
@@ -154,14 +155,13 @@ def report(results):
 
 
 def main(argv=None, prog=None):
-    import argparse
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                     formatter_class=DefaultsFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                            formatter_class=DefaultsFormatter)
     parser.add_argument('--quick', action='store_true',
                         help='batch 1 and 2, small inputs, 3 rounds (a smoke run)')
     parser.add_argument('--models', default='inception_v2,block')
     parser.add_argument('--batch_sizes', default='1,32')
-    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--rounds', type=int_at_least(1), default=15)
     parser.add_argument('--no_remapper', action='store_true',
                         help='also measure with grappler\'s remapper off')
     parser.add_argument('--json', default=None, help='write the results here')

@@ -29,7 +29,6 @@ overlapped: 1 / (1 + memory rate / pipeline rate).
 
 Prints a table and writes JSON (--out).
 """
-import argparse
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ import time
 
 import numpy as np
 
-from slimnorm.cli.common import quiet_tensorflow
+from slimnorm.cli.common import ArgumentParser, int_at_least, quiet_tensorflow
 from slimnorm.cli.help_format import DefaultsFormatter
 
 SAMPLE_PHOTOS = ('china.jpg', 'flower.jpg')
@@ -187,18 +186,18 @@ def format_table(result, args):
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog or 'slimnorm bench input',
-                                     formatter_class=DefaultsFormatter, description=__doc__.split('\n')[0])
+    parser = ArgumentParser(prog=prog or 'slimnorm bench input',
+                            formatter_class=DefaultsFormatter, description=__doc__.split('\n')[0])
     add = parser.add_argument
-    add('--batch_size', type=int, default=8)
-    add('--image_size', type=int, default=224)
-    add('--steps', type=int, default=10, help='timed calls per block')
-    add('--skip', type=int, default=3, help='untimed calls at the start of each block')
-    add('--rounds', type=int, default=3)
-    add('--num_records', type=int, default=64)
-    add('--num_readers', type=int, default=4)
-    add('--num_preprocessing_threads', type=int, default=4)
-    add('--threads', type=int, default=0, help='session intra/inter-op threads (0: TF)')
+    add('--batch_size', type=int_at_least(1), default=8)
+    add('--image_size', type=int_at_least(1), default=224)
+    add('--steps', type=int_at_least(1), default=10, help='timed calls per block')
+    add('--skip', type=int_at_least(0), default=3, help='untimed calls at the start of each block')
+    add('--rounds', type=int_at_least(1), default=3)
+    add('--num_records', type=int_at_least(1), default=64)
+    add('--num_readers', type=int_at_least(1), default=4)
+    add('--num_preprocessing_threads', type=int_at_least(1), default=4)
+    add('--threads', type=int_at_least(0), default=0, help='session intra/inter-op threads (0: TF)')
     add('--out', default=os.path.join('runs', 'bench-input', 'bench_input.json'))
     return parser
 

@@ -33,6 +33,7 @@ import sys
 import time
 
 from slimnorm import precision
+from slimnorm.cli.common import ArgumentParser, int_at_least
 
 MODELS = {'inception_v2': 224, 'small_convnet': 32}
 NORMALIZERS = ('batch', 'group')
@@ -192,22 +193,22 @@ def write_result(out_dir, record):
 
 
 def build_parser(prog):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add('--models', nargs='+', choices=sorted(MODELS), default=list(MODELS))
     add('--normalizers', nargs='+', choices=NORMALIZERS, default=list(NORMALIZERS))
     add('--modes', nargs='+', choices=MODES, default=list(MODES))
-    add('--batches', nargs='+', type=int, default=list(BATCHES))
-    add('--rounds', type=int, default=5, help='timed rounds per case (each runs both)')
-    add('--warmup', type=int, default=2, help='untimed rounds first')
-    add('--threads', type=int, default=0, help='intra/inter-op threads (0: TensorFlow '
+    add('--batches', nargs='+', type=int_at_least(1), default=list(BATCHES))
+    add('--rounds', type=int_at_least(1), default=5, help='timed rounds per case (each runs both)')
+    add('--warmup', type=int_at_least(0), default=2, help='untimed rounds first')
+    add('--threads', type=int_at_least(0), default=0, help='intra/inter-op threads (0: TensorFlow '
         'decides)')
     add('--low_precision', choices=('bfloat16', 'float16'),
         default='float16' if precision.nvidia_gpu_visible() else 'bfloat16',
         help='what float32 is compared with (float16: on the GPU, loss-scaled training)')
     add('--profile_model', choices=sorted(MODELS), default='inception_v2')
-    add('--profile_batch', type=int, default=8)
+    add('--profile_batch', type=int_at_least(1), default=8)
     add('--no_profile', action='store_true')
     add('--out_dir', default=os.path.join('runs', 'bench_precision'),
         help='a new time-stamped folder is made in it')

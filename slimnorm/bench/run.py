@@ -17,7 +17,6 @@ Prints markdown tables on stdout, progress on stderr, and writes the JSON
 (--out, default runs/bench-norms/bench.json).
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -34,7 +33,12 @@ from slimnorm.bench import harness as bench_harness  # noqa: E402
 from slimnorm.bench import networks as bench_nets  # noqa: E402
 from slimnorm.bench import ops as bench_ops  # noqa: E402
 from slimnorm.bench import report as bench_report  # noqa: E402
-from slimnorm.cli.common import add_mixed_precision_argument  # noqa: E402
+from slimnorm.cli.common import (  # noqa: E402
+    ArgumentParser,
+    add_mixed_precision_argument,
+    float_at_least,
+    int_at_least,
+)
 from slimnorm.cli.help_format import DefaultsFormatter  # noqa: E402
 
 SHAPES = ([32, 56, 56, 192], [32, 28, 28, 256], [32, 14, 14, 576], [32, 7, 7, 1024],
@@ -146,22 +150,22 @@ def environment(args):
 
 
 def parse_args(argv=None, prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                     formatter_class=DefaultsFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                            formatter_class=DefaultsFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="small shapes, few reps, a tiny Inception V2 (< 1 min)")
     parser.add_argument("--out", default=os.path.join("runs", "bench-norms", "bench.json"),
                         help="JSON output path")
-    parser.add_argument("--reps", type=int, help="op repetitions (default 25; quick 5)")
-    parser.add_argument("--net-reps", type=int, help="network repetitions (default 25; quick 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per case")
-    parser.add_argument("--min-sample-ms", type=float, default=20.0,
+    parser.add_argument("--reps", type=int_at_least(1), help="op repetitions (default 25; quick 5)")
+    parser.add_argument("--net-reps", type=int_at_least(1), help="network repetitions (default 25; quick 3)")
+    parser.add_argument("--warmup", type=int_at_least(0), default=2, help="warm-up runs per case")
+    parser.add_argument("--min-sample-ms", type=float_at_least(0), default=20.0,
                         help="repeat fast ops so one op sample lasts at least this long")
-    parser.add_argument("--min-group-s", type=float, default=10.0,
+    parser.add_argument("--min-group-s", type=float_at_least(0), default=10.0,
                         help="add rounds until each op group was timed this long (quick: 1)")
-    parser.add_argument("--intra-threads", type=int, default=0,
+    parser.add_argument("--intra-threads", type=int_at_least(0), default=0,
                         help="intra-op threads (0: TensorFlow's choice)")
-    parser.add_argument("--inter-threads", type=int, default=0,
+    parser.add_argument("--inter-threads", type=int_at_least(0), default=0,
                         help="inter-op threads (0: TensorFlow's choice)")
     parser.add_argument("--shapes", help="op shapes, e.g. '32,28,28,256;32,8,8,64'")
     parser.add_argument("--modes", default=",".join(bench_ops.MODES),

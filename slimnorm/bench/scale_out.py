@@ -18,7 +18,6 @@ On a 2-core machine nothing can get faster: the numbers show the overhead
 of clones and of the gRPC runtime, not a speed-up. Results go to JSON and a
 markdown table.
 """
-import argparse
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 
+from slimnorm.cli.common import ArgumentParser
 from slimnorm.cli.help_format import DefaultsFormatter
 
 CASES = ('one_process', 'two_clones', 'ps1_workers2_sync', 'ps1_workers2_async')
@@ -139,8 +139,8 @@ def _ratio(value):
 
 
 def main(argv=None, prog='slimnorm bench scale-out'):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
-                                     formatter_class=DefaultsFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n')[0],
+                            formatter_class=DefaultsFormatter)
     parser.add_argument('--quick', action='store_true', help='short windows (a smoke run)')
     parser.add_argument('--models', default=','.join(MODELS),
                         help='comma-separated: ' + ','.join(MODELS))

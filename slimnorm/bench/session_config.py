@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 # (label, TF_ENABLE_ONEDNN_OPTS or None for unset, intra, inter)
@@ -138,11 +139,11 @@ def _run_child(label, onednn, intra, inter, args):
 
 
 def main(argv=None, prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                     formatter_class=DefaultsFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
-    parser.add_argument("--warmup", type=int, default=20)
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                            formatter_class=DefaultsFormatter)
+    parser.add_argument("--rounds", type=int_at_least(1), default=3)
+    parser.add_argument("--steps", type=int_at_least(1), default=200, help="timed training steps")
+    parser.add_argument("--warmup", type=int_at_least(0), default=20)
     parser.add_argument("--out", default=os.path.join("runs", "bench-config", "bench_config.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, default=0, help=argparse.SUPPRESS)

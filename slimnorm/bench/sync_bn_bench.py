@@ -19,7 +19,6 @@ batch-norm layer) and the bytes each replica contributes to them.
 
     slimnorm bench sync-bn [--quick] [--out FILE]   # default runs/bench-sync-bn/sync_bn_bench.json
 """
-import argparse
 import json
 import os
 
@@ -30,6 +29,7 @@ import tf_slim as slim
 import slimnorm
 from nets import inception_v2
 from slimnorm.bench import harness
+from slimnorm.cli.common import ArgumentParser, int_at_least
 from slimnorm.cli.help_format import DefaultsFormatter
 
 tf1 = tf.compat.v1
@@ -132,10 +132,10 @@ def report(result):
 
 
 def main(argv=None, prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                     formatter_class=DefaultsFormatter)
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                            formatter_class=DefaultsFormatter)
     parser.add_argument("--quick", action="store_true", help="small network and images")
-    parser.add_argument("--reps", type=int, default=None, help="interleaved rounds")
+    parser.add_argument("--reps", type=int_at_least(1), default=None, help="interleaved rounds")
     parser.add_argument("--out", default=os.path.join("runs", "bench-sync-bn", "sync_bn_bench.json"),
                         help="write the result as JSON here")
     args = parser.parse_args(argv)

@@ -74,6 +74,37 @@ def _bool_word(text):
     raise argparse.ArgumentTypeError(f'{text!r} is not a boolean; accepted: true or false')
 
 
+def int_at_least(minimum):
+    """argparse type: an integer >= `minimum`; anything else is one line naming what is accepted."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is not an integer; accepted: integers >= {minimum}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'{value} is below {minimum}; accepted: '
+                                             f'integers >= {minimum}')
+        return value
+    parse.__name__ = f'integer >= {minimum}'
+    return parse
+
+
+def float_at_least(minimum):
+    """argparse type: a finite number >= `minimum`."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float('nan')
+        if not value >= minimum or value == float('inf'):
+            raise argparse.ArgumentTypeError(f'{text!r} is not accepted; accepted: '
+                                             f'numbers >= {minimum:g}')
+        return value
+    parse.__name__ = f'number >= {minimum:g}'
+    return parse
+
+
 def add_bool_flag(parser, name, help, default=False):
     """A boolean flag as absl (research/slim) spells it: ``--name``,
     ``--name=true|false`` and ``--noname``."""

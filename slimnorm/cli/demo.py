@@ -74,7 +74,7 @@ def build_parser(prog='slimnorm demo'):
                         help='fashion_mnist (default; falls back to digits) or digits')
     parser.add_argument('--train_dir', default=DEFAULT_TRAIN_DIR,
                         help='where the checkpoints go (emptied first; default runs/demo)')
-    parser.add_argument('--max_steps', type=int, default=None,
+    parser.add_argument('--max_steps', type=common.int_at_least(1), default=None,
                         help='override the recipe\'s number of steps')
     common.add_mixed_precision_argument(parser, default='none')
     return parser
