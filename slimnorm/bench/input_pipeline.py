@@ -204,11 +204,6 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
-    for name in ('batch_size', 'image_size', 'steps', 'rounds', 'num_records'):
-        if getattr(args, name) < 1:
-            print(f'{prog or "slimnorm bench input"}: error: --{name} must be >= 1',
-                  file=sys.stderr)
-            return 2
     quiet_tensorflow()
     data_dir = tempfile.mkdtemp(prefix='slimnorm_bench_input_')
     try:

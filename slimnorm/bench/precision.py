@@ -218,8 +218,6 @@ def build_parser(prog):
 def main(argv=None, prog='slimnorm bench precision'):
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if min(args.batches) < 1 or args.rounds < 1 or args.warmup < 0 or args.threads < 0:
-        parser.error('batches and rounds must be >= 1, warmup and threads >= 0')
     try:
         precision.check(args.low_precision)
     except ValueError as err:
