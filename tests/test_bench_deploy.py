@@ -16,6 +16,13 @@ pytest.importorskip('ai_edge_litert')
 pytest.importorskip('tf2onnx')
 
 
+@pytest.fixture(autouse=True)
+def _own_thread_pools_stay_in_this_module(monkeypatch):
+    # deploy.main sets TF_OVERRIDE_GLOBAL_THREADPOOL in its process; here the processes
+    # that later tests start must not inherit it.
+    monkeypatch.setenv('TF_OVERRIDE_GLOBAL_THREADPOOL', '1')
+
+
 def test_latency_rows_for_every_format(tmp_path, capsys):
     assert deploy.main(['latency', '--model_name', 'small_convnet', '--num_classes', '10',
                         '--num_channels', '1', '--image_size', '16', '--batch_sizes', '1,2',
