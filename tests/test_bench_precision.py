@@ -43,7 +43,7 @@ def test_bad_flags_are_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.main(['--rounds', '0'])
     assert exit_.value.code == 2
-    assert 'argument --rounds: 0 is below 1; accepted: integers >= 1' in capsys.readouterr().err
+    assert "argument --rounds: '0' is not a positive integer; accepted: integers >= 1" in capsys.readouterr().err
 
 
 def test_parity_experiment_writes_both_precisions_on_the_same_recipe(tmp_path):

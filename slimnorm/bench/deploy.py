@@ -45,19 +45,9 @@ QAT_GOAL_POINTS = 1.0
 
 def cpu_info():
     """{'model': lscpu's model name, 'flags': the vector flags of CPU_FLAGS present}."""
-    model, flags = 'unknown', set()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    return {'model': model, 'flags': [flag for flag in CPU_FLAGS if flag in flags],
+    from slimnorm import precision
+    model, flags = precision.cpu_info()
+    return {'model': model or 'unknown', 'flags': [flag for flag in CPU_FLAGS if flag in flags],
             'cores': os.cpu_count()}
 
 

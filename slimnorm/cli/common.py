@@ -76,17 +76,18 @@ def _bool_word(text):
 
 def int_at_least(minimum):
     """argparse type: an integer >= `minimum`; anything else is one line naming what is accepted."""
+    what = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
+            value = None
+        if value is None or value < minimum:
             raise argparse.ArgumentTypeError(
-                f'{text!r} is not an integer; accepted: integers >= {minimum}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'{value} is below {minimum}; accepted: '
-                                             f'integers >= {minimum}')
+                f'{text!r} is not {what}; accepted: integers >= {minimum}')
         return value
-    parse.__name__ = f'integer >= {minimum}'
+    parse.__name__ = what
     return parse
 
 

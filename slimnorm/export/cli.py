@@ -15,7 +15,12 @@ import sys
 
 from slimnorm import checkpoints
 from slimnorm.choices import MODELS, normalizer_names
-from slimnorm.cli.common import ArgumentParser, add_mixed_precision_argument, quiet_tensorflow
+from slimnorm.cli.common import (
+    ArgumentParser,
+    add_mixed_precision_argument,
+    int_at_least,
+    quiet_tensorflow,
+)
 from slimnorm.cli.help_format import DefaultsFormatter
 from slimnorm.export import deploy_cli
 
@@ -45,16 +50,6 @@ def _json_object(text):
     return value
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError('%r is not a positive integer' % (text,))
-    return value
-
-
 def add_model_flags(parser, num_channels=True,
                     image_size_help="height and width (default: the run's, else the "
                                     "network's default size)"):
@@ -69,10 +64,10 @@ def add_model_flags(parser, num_channels=True,
     add('--model_kwargs', type=_json_object, default=None,
         help='JSON object of further network arguments, e.g. '
              '\'{"depth_multiplier": 0.5}\' or \'{"fc_units": 128}\' (default: the run\'s)')
-    add('--image_size', type=_positive_int, default=None,
+    add('--image_size', type=int_at_least(1), default=None,
         help=image_size_help)
     if num_channels:
-        add('--num_channels', type=_positive_int, default=None,
+        add('--num_channels', type=int_at_least(1), default=None,
             help="default: the run's, else 3")
 
 
@@ -81,18 +76,18 @@ def export_parser(prog='slimnorm export'):
                             formatter_class=DefaultsFormatter)
     add_model_flags(parser)
     add = parser.add_argument
-    add('--export_image_size', type=_positive_int, default=None,
+    add('--export_image_size', type=int_at_least(1), default=None,
         help="export at this square size instead of the run's (a fully convolutional "
              "network served at another size); --image_size must agree with the run")
     add('--dataset_name', default=None,
         help='imagenet|flowers|cifar10|mnist|digits|fashion_mnist|mnist_dir: '
              "sets the number of classes (default: the run's, else imagenet unless "
              '--num_classes)')
-    add('--num_classes', type=_positive_int, default=None)
+    add('--num_classes', type=int_at_least(1), default=None)
     add('--labels_offset', type=int, default=None,
         help='subtracted from the number of classes (slim: 1 drops background; '
              "default: the run's, else 0)")
-    add('--batch_size', type=_positive_int, default=None,
+    add('--batch_size', type=int_at_least(1), default=None,
         help='static batch size of `input` (default: any)')
     add('--is_training', action='store_true',
         help='build batch norm and dropout in training mode')
@@ -298,8 +293,8 @@ def precise_bn_parser(prog='slimnorm precise-bn'):
     add('--checkpoint_path', required=True, help='checkpoint prefix or directory')
     add('--output_path', required=True,
         help='prefix of the checkpoint to write, in a new or empty directory')
-    add('--num_batches', type=_positive_int, default=200)
-    add('--batch_size', type=_positive_int, default=32)
+    add('--num_batches', type=int_at_least(1), default=200)
+    add('--batch_size', type=int_at_least(1), default=32)
     add('--seed', type=int, default=0)
     return parser
 

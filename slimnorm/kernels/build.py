@@ -50,20 +50,10 @@ def cache_dir():
     return os.path.join(base, "slimnorm")
 
 
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def compiler_flags():
     """Our flags: the portable base plus the vector extensions this CPU has."""
-    have = _cpu_flags()
+    from slimnorm import precision
+    have = precision.cpu_info()[1]
     return list(BASE_FLAGS) + [flag for flag, needs in ISA_FLAGS if have.issuperset(needs)]
 
 
