@@ -124,3 +124,16 @@ def test_bench_help_prints_no_tensorflow_start_up_log():
 ])
 def test_only_lines_below_the_log_level_are_dropped(level, line, hidden):
     assert cli._below_log_level(line, level) is hidden
+
+
+@pytest.mark.parametrize('words', [[], ['legacy']])
+def test_a_reader_that_stops_early_gets_no_traceback(words):
+    # `slimnorm legacy --help | head -2`: the reader is gone before the help is written.
+    proc = subprocess.Popen([sys.executable, '-m', 'slimnorm'] + words + ['--help'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    try:
+        err = proc.communicate(timeout=120)[1].decode()
+    finally:
+        proc.kill()
+    assert 'Traceback' not in err and 'BrokenPipeError' not in err, err

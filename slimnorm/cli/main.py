@@ -151,8 +151,24 @@ def call(function, argv, prog):
 
 
 def main(argv=None, prog='slimnorm'):
-    """Runs the subcommand ``argv`` names; returns its exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Runs the subcommand ``argv`` names; returns its exit status.
+
+    A reader that stops early (``slimnorm legacy --help | head -2``) ends the
+    command quietly with status 1, as Python's documentation recommends for
+    SIGPIPE, instead of a BrokenPipeError traceback.
+    """
+    try:
+        status = _run(list(sys.argv[1:] if argv is None else argv), prog)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv, prog):
     table = COMMANDS
     while True:
         if not argv or argv[0] in ('-h', '--help'):
